@@ -1,0 +1,816 @@
+#pragma once
+/// @file
+/// The Raft algorithm as a pure state machine: roles, elections, replication, commitment,
+/// ReadIndex and configurations. Inputs are ticks, messages and proposals; outputs are
+/// collected for the ready batch (see raw_node.hpp). No clocks, threads or I/O.
+
+#include <algorithm>
+#include <cassert>
+#include <cstdint>
+#include <iterator>  // back_inserter
+#include <map>      // progress by node id, iterated in a deterministic order
+#include <optional>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "conf_codec.hpp"
+#include "log.hpp"
+#include "log_reader.hpp"
+#include "options.hpp"
+#include "progress.hpp"
+#include "quorum.hpp"
+#include "read_only.hpp"
+#include "types.hpp"
+
+namespace craft::core {
+
+/// A node's role.
+enum class role : std::uint8_t { follower, pre_candidate, candidate, leader };
+
+/// Name of a role, for status output.
+[[nodiscard]] constexpr std::string_view to_string(role r) noexcept {
+    switch (r) {
+    case role::follower: return "follower";
+    case role::pre_candidate: return "pre_candidate";
+    case role::candidate: return "candidate";
+    case role::leader: return "leader";
+    }
+    return "?";
+}
+
+/// splitmix64: a tiny, portable PRNG, so the same seed gives the same jitter everywhere.
+class splitmix64 {
+public:
+    explicit splitmix64(std::uint64_t seed) : s_(seed) {}
+    std::uint64_t operator()() {
+        std::uint64_t z = (s_ += 0x9e3779b97f4a7c15ULL);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        return z ^ (z >> 31);
+    }
+    /// Uniform-enough integer in [0, n).
+    std::uint64_t below(std::uint64_t n) { return n == 0 ? 0 : (*this)() % n; }
+
+private:
+    std::uint64_t s_;
+};
+
+/// One node's Raft state machine.
+/// @tparam Storage the durable log it reads (a `log_reader`).
+template <log_reader Storage>
+class raft {
+public:
+    /// Restores from `storage`'s persisted state; a node with no stored configuration uses
+    /// the bootstrap voters and learners of `o`. `o` must be valid (`o.validate()`).
+    raft(const options& o, const Storage& storage)
+        : opt_(o), log_(storage, o.max_apply_bytes), rng_(o.seed ^ (o.id * 0x2545f4914f6cdd1dULL)) {
+        assert(!o.validate());
+        const persistent_state ps = storage.initial_state();
+        configuration conf = ps.conf;
+        if (conf.empty()) {
+            conf.voters = o.voters;
+            conf.learners = o.learners;
+            conf.normalize();
+        }
+        // A snapshot newer than the saved configuration carries the newer membership.
+        const snapshot_meta sm = storage.snapshot_meta();
+        if (sm.index > conf.index && !sm.conf.empty()) conf = sm.conf;
+        set_configuration(conf);
+        if (ps.hard.commit != 0) log_.commit_to(std::min(ps.hard.commit, log_.last_index()));
+        log_.set_applied(o.applied);
+        term_ = ps.hard.term;
+        vote_ = ps.hard.vote;
+        become_follower(term_, no_node);
+    }
+
+    // ---- inputs -------------------------------------------------------------------------
+
+    /// Advances logical time by one tick.
+    void tick() {
+        ++ticks_;
+        if (role_ == role::leader) {
+            tick_leader();
+        } else {
+            ++election_elapsed_;
+            if (promotable() && election_elapsed_ >= randomized_timeout_) {
+                election_elapsed_ = 0;
+                hup();
+            }
+        }
+    }
+
+    /// Starts an election now (as if the election timer fired).
+    void campaign_now() {
+        if (role_ != role::leader && promotable()) hup();
+    }
+
+    /// Handles a message from another node.
+    void step(const message& m) {
+        if (m.term > term_) {
+            const bool vote_request = m.type == message_type::vote || m.type == message_type::pre_vote;
+            if (vote_request) {
+                // Leader stickiness: while we hear from a live leader, a candidate is more likely
+                // a partitioned node coming back than a sign of leader failure.
+                const bool in_lease = opt_.check_quorum && lead_ != no_node &&
+                                      election_elapsed_ < opt_.election_tick;
+                if (in_lease) return;
+            }
+            if (m.type == message_type::pre_vote) {
+                // A pre-vote never changes our term.
+            } else if (m.type == message_type::pre_vote_response && !m.reject) {
+                // We asked in term+1; the answer carries that term.
+            } else if (from_leader(m.type)) {
+                become_follower(m.term, m.from);
+            } else {
+                become_follower(m.term, no_node);
+            }
+        } else if (m.term < term_) {
+            if ((opt_.check_quorum || opt_.pre_vote) && from_leader(m.type)) {
+                // A stale leader (or one cut off and still in an old term) learns our term and
+                // steps down; without this, pre-vote could leave it stranded.
+                send({.type = message_type::append_response, .to = m.from});
+            } else if (m.type == message_type::pre_vote) {
+                send({.type = message_type::pre_vote_response, .to = m.from, .term = term_,
+                      .reject = true});
+            }
+            return;
+        }
+
+        switch (m.type) {
+        case message_type::vote:
+        case message_type::pre_vote: handle_vote_request(m); return;
+        default: break;
+        }
+        switch (role_) {
+        case role::leader: step_leader(m); break;
+        case role::candidate:
+        case role::pre_candidate: step_candidate(m); break;
+        case role::follower: step_follower(m); break;
+        }
+    }
+
+    /// Appends `batch` (terms and indexes are assigned here) if this node leads.
+    propose_result propose(std::vector<entry> batch) {
+        if (role_ != role::leader) return {.error = errc::not_leader, .leader = lead_};
+        if (batch.empty()) return {.error = errc::ok, .term = term_, .leader = id()};
+        std::size_t bytes = 0;
+        for (const auto& e : batch) bytes += e.data.size();
+        if (opt_.max_uncommitted_bytes != 0 && uncommitted_bytes_ != 0 &&
+            uncommitted_bytes_ + bytes > opt_.max_uncommitted_bytes)
+            return {.error = errc::proposal_dropped, .leader = id()};
+        for (const auto& e : batch) {
+            if (e.type != entry_type::configuration) continue;
+            if (pending_conf_index_ > log_.applied()) return {.error = errc::config_pending, .leader = id()};
+            auto c = decode_configuration(e.data);
+            if (!c || !legal_transition(conf_, *c)) return {.error = errc::config_invalid, .leader = id()};
+        }
+        const index_t first = log_.last_index() + 1;
+        index_t i = first;
+        for (auto& e : batch) {
+            e.term = term_;
+            e.index = i++;
+            if (e.type == entry_type::configuration) pending_conf_index_ = e.index;
+        }
+        uncommitted_bytes_ += bytes;
+        log_.append(batch);
+        broadcast_append();
+        return {.error = errc::ok, .first = first, .last = i - 1, .term = term_, .leader = id()};
+    }
+
+    /// Proposes moving to a configuration with the voters and learners of `target`: one step
+    /// when at most one voter changes, otherwise through a joint configuration that the
+    /// leader leaves automatically once it is committed.
+    propose_result propose_configuration(configuration target) {
+        target.normalize();
+        target.voters_outgoing.clear();
+        configuration next = target;
+        if (voter_difference(conf_.voters, target.voters) > 1) next.voters_outgoing = conf_.voters;
+        if (conf_.joint()) return {.error = errc::config_pending, .leader = lead_};
+        std::vector<entry> batch(1);
+        batch[0].type = entry_type::configuration;
+        batch[0].data = encode_configuration(next);
+        return propose(std::move(batch));
+    }
+
+    /// Requests a linearizable read point tagged `context` (non-zero, unique per requester).
+    /// The answer arrives as a `read_state` once a quorum confirmed this leadership.
+    errc read_index(std::uint64_t context) {
+        assert(context != 0);
+        if (role_ == role::leader) {
+            if (!committed_in_current_term()) {
+                // The read point must be at least our own no-op (dissertation 6.4, step 1).
+                waiting_reads_.push_back({context, id()});
+            } else {
+                handle_read(id(), context);
+            }
+            return errc::ok;
+        }
+        if (lead_ == no_node) return errc::no_leader;
+        send({.type = message_type::read_index, .to = lead_, .context = context});
+        return errc::ok;
+    }
+
+    /// The runtime could not reach `peer`: stop pipelining to it until it answers again.
+    void report_unreachable(node_id peer) {
+        if (role_ != role::leader) return;
+        if (auto* pr = find_progress(peer); pr && pr->state == replication_state::replicate)
+            pr->become_probe();
+    }
+
+    /// The runtime finished (or failed) sending a snapshot to `peer`.
+    void report_snapshot(node_id peer, bool ok) {
+        if (role_ != role::leader) return;
+        auto* pr = find_progress(peer);
+        if (!pr || pr->state != replication_state::snapshot) return;
+        if (!ok) pr->pending_snapshot = 0;
+        pr->become_probe();
+        pr->probe_sent = true;  // wait for the follower's answer or the next heartbeat
+    }
+
+    // ---- hooks for raw_node -------------------------------------------------------------
+
+    /// Entries up to (`i`, `t`) are durable on this node.
+    void on_persisted(index_t i, term_t t) {
+        log_.stable_to(i, t);
+        if (role_ != role::leader || !log_.match_term(i, t)) return;
+        // The leader counts itself toward the quorum only now, after its own sync.
+        if (auto* pr = find_progress(id()); pr && pr->maybe_update(i)) maybe_commit();
+    }
+
+    /// The pending snapshot at `i` is durable and loaded into the state machine.
+    void on_snapshot_persisted(index_t i) {
+        log_.stable_snapshot_to(i);
+        if (log_.applied() < i) log_.applied_to(i);
+    }
+
+    /// A committed configuration entry is handed out for applying: it takes effect now.
+    void apply_configuration_entry(const entry& e) {
+        if (e.index <= conf_.index) return;  // already in force (re-applied after a restart)
+        auto c = decode_configuration(e.data);
+        if (!c) return;  // validated at proposal; a follower cannot have accepted garbage
+        c->index = e.index;
+        set_configuration(*c);
+        if (role_ != role::leader) return;
+        if (conf_.joint()) {
+            // Leave the joint configuration as soon as it is in force (dissertation 4.3).
+            configuration leave = conf_;
+            leave.voters_outgoing.clear();
+            leave.index = 0;
+            std::vector<entry> batch(1);
+            batch[0].type = entry_type::configuration;
+            batch[0].data = encode_configuration(leave);
+            const index_t at = log_.last_index() + 1;
+            batch[0].term = term_;
+            batch[0].index = at;
+            pending_conf_index_ = at;
+            log_.append(batch);
+            broadcast_append();
+        } else if (!conf_.is_voter(id())) {
+            become_follower(term_, no_node);  // removed: hand over by letting others elect
+        } else {
+            maybe_commit();
+        }
+    }
+
+    /// Committed entries were handed out up to `i`.
+    void on_applied(index_t i) {
+        if (i <= log_.applied()) return;
+        log_.applied_to(i);
+    }
+
+    /// Moves out the messages to send at once (leader replication traffic).
+    std::vector<message> take_messages() { return std::exchange(msgs_, {}); }
+    /// Moves out the messages to send only after the ready batch is durable.
+    std::vector<message> take_messages_after_persist() {
+        return std::exchange(msgs_after_persist_, {});
+    }
+    /// Moves out confirmed read points.
+    std::vector<read_state> take_read_states() { return std::exchange(read_states_, {}); }
+
+    [[nodiscard]] bool has_messages() const noexcept {
+        return !msgs_.empty() || !msgs_after_persist_.empty() || !read_states_.empty();
+    }
+
+    // ---- observers ----------------------------------------------------------------------
+
+    [[nodiscard]] node_id id() const noexcept { return opt_.id; }
+    [[nodiscard]] term_t term() const noexcept { return term_; }
+    [[nodiscard]] node_id vote() const noexcept { return vote_; }
+    [[nodiscard]] node_id leader() const noexcept { return lead_; }
+    [[nodiscard]] enum role role() const noexcept { return role_; }
+    [[nodiscard]] hard_state hard() const { return {term_, vote_, log_.committed()}; }
+    [[nodiscard]] const configuration& conf() const noexcept { return conf_; }
+    [[nodiscard]] std::uint64_t conf_version() const noexcept { return conf_version_; }
+    [[nodiscard]] const raft_log<Storage>& log() const noexcept { return log_; }
+    [[nodiscard]] raft_log<Storage>& log() noexcept { return log_; }
+    [[nodiscard]] const std::map<node_id, progress>& progresses() const noexcept { return prs_; }
+    [[nodiscard]] const options& opts() const noexcept { return opt_; }
+    [[nodiscard]] std::uint64_t ticks() const noexcept { return ticks_; }
+
+private:
+    // ---- configuration ------------------------------------------------------------------
+
+    static std::size_t voter_difference(const std::vector<node_id>& a, const std::vector<node_id>& b) {
+        std::vector<node_id> diff;
+        std::set_symmetric_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(diff));
+        return diff.size();
+    }
+
+    /// A single-voter change, entering joint from a simple configuration, or leaving joint.
+    static bool legal_transition(const configuration& from, const configuration& to) {
+        if (to.voters.empty()) return false;
+        for (node_id l : to.learners)
+            if (std::binary_search(to.voters.begin(), to.voters.end(), l) ||
+                std::binary_search(to.voters_outgoing.begin(), to.voters_outgoing.end(), l))
+                return false;
+        if (!from.joint()) {
+            if (!to.joint()) return voter_difference(from.voters, to.voters) <= 1;
+            return to.voters_outgoing == from.voters;
+        }
+        return !to.joint() && to.voters == from.voters;
+    }
+
+    void set_configuration(const configuration& c) {
+        conf_ = c;
+        ++conf_version_;
+        const index_t next = log_.last_index() + 1;
+        for (auto it = prs_.begin(); it != prs_.end();) {
+            if (!conf_.is_voter(it->first) && !conf_.is_learner(it->first)) {
+                it = prs_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        for (node_id m : conf_.members()) {
+            auto [it, added] = prs_.try_emplace(m, next, opt_.max_inflight_messages,
+                                                opt_.max_inflight_bytes);
+            if (added) it->second.last_active = ticks_;
+            it->second.learner = conf_.is_learner(m) && !conf_.is_voter(m);
+        }
+    }
+
+    [[nodiscard]] bool promotable() const {
+        return conf_.is_voter(id()) && !log_.unstable().pending_snapshot();
+    }
+
+    progress* find_progress(node_id n) {
+        auto it = prs_.find(n);
+        return it == prs_.end() ? nullptr : &it->second;
+    }
+
+    // ---- roles --------------------------------------------------------------------------
+
+    void reset(term_t t) {
+        if (term_ != t) {
+            term_ = t;
+            vote_ = no_node;
+        }
+        lead_ = no_node;
+        election_elapsed_ = 0;
+        heartbeat_elapsed_ = 0;
+        randomized_timeout_ = opt_.election_tick + static_cast<int>(rng_.below(
+                                                         static_cast<std::uint64_t>(opt_.election_tick)));
+        votes_.clear();
+        const index_t next = log_.last_index() + 1;
+        for (auto& [nid, pr] : prs_) {
+            const bool learner = pr.learner;
+            pr = progress(next, opt_.max_inflight_messages, opt_.max_inflight_bytes);
+            pr.learner = learner;
+            pr.last_active = ticks_;
+        }
+        uncommitted_bytes_ = 0;
+        pending_conf_index_ = 0;
+        read_only_.clear();
+        waiting_reads_.clear();
+    }
+
+    void become_follower(term_t t, node_id leader) {
+        reset(t);
+        lead_ = leader;
+        role_ = role::follower;
+    }
+
+    void become_pre_candidate() {
+        // Changes no term and no vote: a pre-candidate that loses leaves no trace.
+        votes_.clear();
+        lead_ = no_node;
+        role_ = role::pre_candidate;
+    }
+
+    void become_candidate() {
+        reset(term_ + 1);
+        vote_ = id();
+        role_ = role::candidate;
+    }
+
+    void become_leader() {
+        reset(term_);
+        lead_ = id();
+        role_ = role::leader;
+        if (auto* pr = find_progress(id())) pr->become_replicate();
+        // Conservatively, a configuration change may be pending anywhere in the log.
+        pending_conf_index_ = log_.last_index();
+        // A no-op of the new term lets the leader commit (and learn) everything before it.
+        std::vector<entry> noop(1);
+        noop[0].term = term_;
+        noop[0].index = log_.last_index() + 1;
+        log_.append(noop);
+    }
+
+    /// True when a committed configuration entry has not yet been handed out: campaigning
+    /// under the old configuration could elect a leader the new one does not allow.
+    [[nodiscard]] bool config_change_unapplied() const {
+        if (log_.committed() <= log_.applied()) return false;
+        if (log_.applied() + 1 < log_.first_index()) return false;
+        std::vector<entry> ents;
+        log_.slice(log_.applied() + 1, log_.committed() + 1, SIZE_MAX, ents);
+        return std::any_of(ents.begin(), ents.end(),
+                           [](const entry& e) { return e.type == entry_type::configuration; });
+    }
+
+    void hup() {
+        if (role_ == role::leader || config_change_unapplied()) return;
+        campaign(opt_.pre_vote ? message_type::pre_vote : message_type::vote);
+    }
+
+    void campaign(message_type kind) {
+        term_t t = 0;
+        if (kind == message_type::pre_vote) {
+            become_pre_candidate();
+            t = term_ + 1;  // the term we would run in; not adopted until the pre-vote is won
+        } else {
+            become_candidate();
+            t = term_;
+        }
+        if (poll(id(), true) == vote_result::won) {
+            // A single-voter cluster wins at once.
+            if (kind == message_type::pre_vote) {
+                campaign(message_type::vote);
+            } else {
+                become_leader();
+                broadcast_append();
+            }
+            return;
+        }
+        for (const auto& [nid, pr] : prs_) {
+            if (nid == id() || !conf_.is_voter(nid)) continue;
+            send({.type = kind, .to = nid, .term = t, .log_term = log_.last_term(),
+                  .index = log_.last_index()});
+        }
+    }
+
+    vote_result poll(node_id from, bool granted) {
+        votes_.try_emplace(from, granted);
+        return joint_vote(conf_, [&](node_id n) -> std::optional<bool> {
+            auto it = votes_.find(n);
+            if (it == votes_.end()) return std::nullopt;
+            return it->second;
+        });
+    }
+
+    void handle_vote_request(const message& m) {
+        const bool pre = m.type == message_type::pre_vote;
+        const message_type resp = pre ? message_type::pre_vote_response : message_type::vote_response;
+        const bool can_vote = vote_ == m.from || (vote_ == no_node && lead_ == no_node) ||
+                              (pre && m.term > term_);
+        if (can_vote && log_.is_up_to_date(m.index, m.log_term)) {
+            send({.type = resp, .to = m.from, .term = m.term});
+            if (!pre) {
+                election_elapsed_ = 0;
+                vote_ = m.from;
+            }
+        } else {
+            send({.type = resp, .to = m.from, .term = term_, .reject = true});
+        }
+    }
+
+    // ---- leader -------------------------------------------------------------------------
+
+    void tick_leader() {
+        ++heartbeat_elapsed_;
+        if (opt_.check_quorum && !quorum_active()) {
+            // An isolated leader steps down within one election timeout.
+            become_follower(term_, no_node);
+            return;
+        }
+        if (heartbeat_elapsed_ >= opt_.heartbeat_tick) {
+            heartbeat_elapsed_ = 0;
+            broadcast_heartbeat(0);
+        }
+        send_commit_notices();
+    }
+
+    /// True when a quorum answered within the last election timeout.
+    [[nodiscard]] bool quorum_active() const {
+        const auto window = static_cast<std::uint64_t>(opt_.election_tick);
+        return joint_vote(conf_, [&](node_id n) -> std::optional<bool> {
+                   if (n == id()) return true;
+                   auto it = prs_.find(n);
+                   if (it == prs_.end()) return false;
+                   return ticks_ - it->second.last_active < window;
+               }) == vote_result::won;
+    }
+
+    [[nodiscard]] bool committed_in_current_term() const {
+        return log_.term(log_.committed()) == term_;
+    }
+
+    bool maybe_commit() {
+        const index_t ci = joint_committed(conf_, [&](node_id n) -> std::optional<index_t> {
+            auto it = prs_.find(n);
+            if (it == prs_.end()) return std::nullopt;
+            return it->second.match;
+        });
+        const bool first_in_term = !committed_in_current_term();
+        if (!log_.maybe_commit(ci, term_)) return false;
+        uncommitted_bytes_ = 0;  // conservative reset: the budget only throttles bursts
+        if (first_in_term && committed_in_current_term()) {
+            for (const auto& [ctx, requester] : std::exchange(waiting_reads_, {}))
+                handle_read(requester, ctx);
+        }
+        return true;
+    }
+
+    void broadcast_append() {
+        for (auto& [nid, pr] : prs_)
+            if (nid != id()) maybe_send_append(nid, pr, false);
+    }
+
+    void broadcast_heartbeat(std::uint64_t context) {
+        for (auto& [nid, pr] : prs_) {
+            if (nid == id()) continue;
+            // A follower that just received an append already heard from us this interval.
+            if (context == 0 && pr.state == replication_state::replicate &&
+                ticks_ - pr.last_sent < static_cast<std::uint64_t>(opt_.heartbeat_tick))
+                continue;
+            const index_t commit = std::min(pr.match, log_.committed());
+            pr.commit_sent = std::max(pr.commit_sent, commit);
+            send({.type = message_type::heartbeat, .to = nid, .commit = commit, .context = context});
+        }
+    }
+
+    /// Followers learn the commit index from the next append; one that would otherwise wait
+    /// for a heartbeat gets a one-way notice on the next tick.
+    void send_commit_notices() {
+        for (auto& [nid, pr] : prs_) {
+            if (nid == id() || pr.state != replication_state::replicate) continue;
+            const index_t c = std::min(pr.match, log_.committed());
+            if (c <= pr.commit_sent) continue;
+            auto t = log_.term(c);
+            if (!t) continue;
+            pr.commit_sent = c;
+            send({.type = message_type::commit, .to = nid, .log_term = *t, .index = c, .commit = c});
+        }
+    }
+
+    /// Sends entries (or a snapshot) to a follower unless its flow control pauses it.
+    /// With `send_if_empty`, sends even when there is nothing new (a probe).
+    bool maybe_send_append(node_id to, progress& pr, bool send_if_empty) {
+        if (pr.paused()) return false;
+        const index_t prev = pr.next - 1;
+        const auto prev_term = log_.term(prev);
+        std::optional<std::vector<entry>> ents;
+        if (prev_term)
+            ents = log_.entries_from(pr.next, opt_.max_bytes_per_message, opt_.max_entries_per_message);
+        if (!ents) return send_snapshot(to, pr);
+        if (ents->empty() && !send_if_empty) return false;
+        std::size_t bytes = 0;
+        for (const auto& e : *ents) bytes += entry_cost(e);
+        const index_t last = ents->empty() ? prev : ents->back().index;
+        if (!ents->empty() && pr.state == replication_state::replicate) {
+            pr.optimistic_update(last);
+            pr.window.add(last, bytes);
+        } else if (pr.state == replication_state::probe) {
+            pr.probe_sent = true;
+        }
+        pr.last_sent = ticks_;
+        pr.commit_sent = std::max(pr.commit_sent, std::min(log_.committed(), last));
+        send({.type = message_type::append, .to = to, .log_term = *prev_term, .index = prev,
+              .commit = log_.committed(), .entries = std::move(*ents)});
+        return true;
+    }
+
+    bool send_snapshot(node_id to, progress& pr) {
+        if (ticks_ - pr.last_active >= static_cast<std::uint64_t>(opt_.election_tick)) return false;
+        snapshot_meta meta = log_.snapshot_for_follower();
+        if (meta.index == 0) return false;
+        pr.become_snapshot(meta.index);
+        pr.last_sent = ticks_;
+        send({.type = message_type::snapshot, .to = to, .snap = std::move(meta)});
+        return true;
+    }
+
+    void handle_read(node_id requester, std::uint64_t context) {
+        const bool alone = conf_.voters.size() == 1 && conf_.voters.front() == id() && !conf_.joint();
+        if (alone) {
+            deliver_read({{log_.committed(), context}, requester});
+            return;
+        }
+        const std::uint64_t ctx = ++read_seq_;
+        read_only_.add(log_.committed(), context, requester, id(), ctx);
+        broadcast_heartbeat(ctx);
+    }
+
+    void deliver_read(const ready_read& r) {
+        if (r.requester == id()) {
+            read_states_.push_back(r.state);
+        } else {
+            send({.type = message_type::read_index_response, .to = r.requester,
+                  .index = r.state.index, .context = r.state.context});
+        }
+    }
+
+    void step_leader(const message& m) {
+        progress* pr = find_progress(m.from);
+        switch (m.type) {
+        case message_type::read_index:
+            if (!committed_in_current_term()) {
+                waiting_reads_.push_back({m.context, m.from});
+            } else {
+                handle_read(m.from, m.context);
+            }
+            return;
+        case message_type::append_response:
+            if (!pr) return;
+            pr->last_active = ticks_;
+            if (m.reject) {
+                index_t next_probe = m.reject_hint;
+                if (m.log_term > 0) next_probe = log_.find_conflict_by_term(m.reject_hint, m.log_term).first;
+                if (pr->maybe_decrease_to(m.index, next_probe)) {
+                    if (pr->state == replication_state::replicate) pr->become_probe();
+                    maybe_send_append(m.from, *pr, true);
+                }
+                return;
+            }
+            if (pr->maybe_update(m.index)) {
+                if (pr->state == replication_state::probe) {
+                    pr->become_replicate();
+                } else if (pr->state == replication_state::snapshot &&
+                           pr->match + 1 >= log_.first_index()) {
+                    pr->become_probe();
+                    pr->become_replicate();
+                } else if (pr->state == replication_state::replicate) {
+                    pr->window.free_le(m.index);
+                }
+                maybe_commit();
+                // Keep the pipeline full.
+                while (maybe_send_append(m.from, *pr, false)) {
+                }
+            }
+            return;
+        case message_type::heartbeat_response:
+            if (!pr) return;
+            pr->last_active = ticks_;
+            pr->probe_sent = false;
+            if (pr->state == replication_state::replicate && pr->window.full())
+                pr->window.free_first_one();
+            if (pr->match < log_.last_index())
+                maybe_send_append(m.from, *pr, pr->state == replication_state::probe);
+            if (m.context != 0) {
+                std::vector<ready_read> done;
+                read_only_.acknowledge(m.from, m.context, conf_, done);
+                for (const auto& r : done) deliver_read(r);
+            }
+            return;
+        default: return;  // stale responses from an earlier role
+        }
+    }
+
+    // ---- follower and candidates --------------------------------------------------------
+
+    static bool from_leader(message_type t) {
+        return t == message_type::append || t == message_type::heartbeat ||
+               t == message_type::commit || t == message_type::snapshot;
+    }
+
+    void step_candidate(const message& m) {
+        if (from_leader(m.type)) {
+            become_follower(m.term, m.from);  // a leader of our term exists
+            step_follower(m);
+            return;
+        }
+        const message_type expected = role_ == role::pre_candidate ? message_type::pre_vote_response
+                                                                   : message_type::vote_response;
+        if (m.type != expected) return;
+        switch (poll(m.from, !m.reject)) {
+        case vote_result::won:
+            if (role_ == role::pre_candidate) {
+                campaign(message_type::vote);
+            } else {
+                become_leader();
+                broadcast_append();
+            }
+            break;
+        case vote_result::lost: become_follower(term_, no_node); break;
+        case vote_result::pending: break;
+        }
+    }
+
+    void step_follower(const message& m) {
+        switch (m.type) {
+        case message_type::append:
+            election_elapsed_ = 0;
+            lead_ = m.from;
+            handle_append(m);
+            break;
+        case message_type::heartbeat:
+            election_elapsed_ = 0;
+            lead_ = m.from;
+            log_.commit_to(std::min(m.commit, log_.last_index()));
+            send({.type = message_type::heartbeat_response, .to = m.from, .context = m.context});
+            break;
+        case message_type::commit:
+            election_elapsed_ = 0;
+            lead_ = m.from;
+            if (log_.match_term(m.index, m.log_term)) log_.commit_to(std::min(m.commit, m.index));
+            break;
+        case message_type::snapshot:
+            election_elapsed_ = 0;
+            lead_ = m.from;
+            handle_snapshot(m);
+            break;
+        case message_type::read_index_response:
+            read_states_.push_back({m.index, m.context});
+            break;
+        default: break;
+        }
+    }
+
+    void handle_append(const message& m) {
+        if (m.index < log_.committed()) {
+            send({.type = message_type::append_response, .to = m.from, .index = log_.committed()});
+            return;
+        }
+        if (auto last_new = log_.maybe_append(m.index, m.log_term, m.commit, m.entries)) {
+            send({.type = message_type::append_response, .to = m.from, .index = *last_new});
+            return;
+        }
+        // Reject with a hint: the last index at or below the probe whose term is at or below
+        // the leader's term there. The leader jumps back a whole term per round trip.
+        const auto [hint, hint_term] =
+            log_.find_conflict_by_term(std::min(m.index, log_.last_index()), m.log_term);
+        send({.type = message_type::append_response, .to = m.from, .log_term = hint_term,
+              .index = m.index, .reject_hint = hint, .reject = true});
+    }
+
+    void handle_snapshot(const message& m) {
+        const snapshot_meta& s = m.snap;
+        if (s.index <= log_.committed()) {
+            send({.type = message_type::append_response, .to = m.from, .index = log_.committed()});
+            return;
+        }
+        if (log_.match_term(s.index, s.term)) {
+            // Our log already holds the snapshot's last entry: keep the suffix.
+            log_.commit_to(s.index);
+        } else {
+            log_.restore({s, m.snap_data});
+            configuration c = s.conf;
+            c.index = s.index;
+            if (!c.empty()) set_configuration(c);
+        }
+        send({.type = message_type::append_response, .to = m.from, .index = log_.last_index()});
+    }
+
+    // ---- output -------------------------------------------------------------------------
+
+    void send(message m) {
+        m.from = id();
+        const bool sets_own_term = m.type == message_type::vote || m.type == message_type::pre_vote ||
+                                   m.type == message_type::vote_response ||
+                                   m.type == message_type::pre_vote_response;
+        if (!sets_own_term) m.term = term_;
+        // A leader's replication traffic goes out at once, in parallel with its own sync.
+        // Everything else reflects state that must be durable first (votes, acknowledgements).
+        const bool now = m.type == message_type::append || m.type == message_type::heartbeat ||
+                         m.type == message_type::commit || m.type == message_type::snapshot ||
+                         m.type == message_type::read_index_response;
+        (now ? msgs_ : msgs_after_persist_).push_back(std::move(m));
+    }
+
+    options opt_;
+    raft_log<Storage> log_;
+    splitmix64 rng_;
+    term_t term_ = 0;
+    node_id vote_ = no_node;
+    node_id lead_ = no_node;
+    enum role role_ = role::follower;
+    configuration conf_;
+    std::uint64_t conf_version_ = 0;
+    std::map<node_id, progress> prs_;
+    std::map<node_id, bool> votes_;
+    std::uint64_t ticks_ = 0;
+    int election_elapsed_ = 0;
+    int heartbeat_elapsed_ = 0;
+    int randomized_timeout_ = 0;
+    std::size_t uncommitted_bytes_ = 0;
+    index_t pending_conf_index_ = 0;
+    read_only_queue read_only_;
+    std::uint64_t read_seq_ = 0;
+    std::vector<std::pair<std::uint64_t, node_id>> waiting_reads_;
+    std::vector<message> msgs_;
+    std::vector<message> msgs_after_persist_;
+    std::vector<read_state> read_states_;
+};
+
+}  // namespace craft::core

@@ -1,0 +1,165 @@
+#pragma once
+/// @file
+/// `raw_node`: the core's interface to a runtime. Feed it ticks, messages and proposals; take
+/// a `ready` batch, make it durable, send and apply it, then `advance()`.
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "log_reader.hpp"
+#include "options.hpp"
+#include "raft.hpp"
+#include "types.hpp"
+
+namespace craft::core {
+
+/// Volatile state a runtime may want to observe (not persisted).
+struct soft_state {
+    node_id leader = no_node;
+    enum role role = role::follower;
+
+    friend bool operator==(const soft_state&, const soft_state&) = default;
+};
+
+/// One batch of work for the runtime. Handle it in this order:
+/// 1. send `messages` (the leader's replication traffic: it need not wait for the disk);
+/// 2. persist `snapshot`, `entries` (appending, replacing any stored suffix from the first
+///    entry's index), `hard` and `conf` — one write, one sync;
+/// 3. then send `messages_after_persist`, and apply `committed` in order (after loading
+///    `snapshot` into the state machine, if any);
+/// 4. call `advance()`.
+struct ready {
+    std::optional<soft_state> soft;           ///< Leader or role changed.
+    std::optional<hard_state> hard;           ///< Term, vote or commit changed: persist.
+    std::optional<configuration> conf;        ///< Membership changed: persist.
+    std::vector<entry> entries;               ///< Persist before sending `messages_after_persist`.
+    std::optional<snapshot> snap;             ///< Received from the leader: persist and load.
+    std::vector<entry> committed;             ///< Apply, in index order.
+    std::vector<message> messages;            ///< Send now.
+    std::vector<message> messages_after_persist;  ///< Send once this batch is durable.
+    std::vector<read_state> read_states;      ///< Serve once `index` is applied.
+
+    /// True when something must be synced before acknowledging.
+    [[nodiscard]] bool must_sync() const noexcept {
+        return hard.has_value() || conf.has_value() || snap.has_value() || !entries.empty();
+    }
+};
+
+/// Snapshot of a node's Raft state for status pages and tests.
+struct node_status {
+    node_id id = no_node;
+    hard_state hard;
+    soft_state soft;
+    index_t applied = 0;
+    index_t first_index = 0;
+    index_t last_index = 0;
+    configuration conf;
+    /// Per member, the leader's view (empty unless leader).
+    std::vector<std::pair<node_id, core::progress>> followers;
+};
+
+/// Drives a `raft` through ready/advance cycles.
+/// @tparam Storage the `log_reader` over this node's durable log.
+template <log_reader Storage>
+class raw_node {
+public:
+    /// @param o valid options (see `options::validate`); @param storage must outlive the node.
+    raw_node(const options& o, const Storage& storage)
+        : r_(o, storage), prev_hard_(r_.hard()), prev_soft_{r_.leader(), r_.role()},
+          prev_conf_version_(r_.conf_version()) {}
+
+    void tick() { r_.tick(); }
+    void campaign() { r_.campaign_now(); }
+    void step(const message& m) { r_.step(m); }
+    propose_result propose(std::vector<entry> batch) { return r_.propose(std::move(batch)); }
+    propose_result propose_configuration(configuration c) {
+        return r_.propose_configuration(std::move(c));
+    }
+    errc read_index(std::uint64_t context) { return r_.read_index(context); }
+    void report_unreachable(node_id peer) { r_.report_unreachable(peer); }
+    void report_snapshot(node_id peer, bool ok) { r_.report_snapshot(peer, ok); }
+
+    /// True when `ready()` has work (and no earlier batch awaits `advance()`).
+    [[nodiscard]] bool has_ready() const {
+        if (outstanding_) return false;
+        const auto& log = r_.log();
+        return r_.has_messages() || !log.unstable().entries().empty() ||
+               log.unstable().pending_snapshot() || log.has_next_committed() ||
+               r_.hard() != prev_hard_ || r_.conf_version() != prev_conf_version_ ||
+               soft_state{r_.leader(), r_.role()} != prev_soft_;
+    }
+
+    /// Takes the next batch of work. Call `advance()` once it is handled.
+    ready get_ready() {
+        ready rd;
+        auto& log = r_.log();
+        rd.committed = log.next_committed();
+        // Committed configuration changes take effect as they are handed out, so the new
+        // membership is persisted in this same batch, before anything is applied.
+        for (const auto& e : rd.committed)
+            if (e.type == entry_type::configuration) r_.apply_configuration_entry(e);
+        rd.entries = log.unstable().entries();
+        if (const auto& s = log.unstable().pending_snapshot()) rd.snap = *s;
+        const soft_state ss{r_.leader(), r_.role()};
+        if (ss != prev_soft_) rd.soft = ss;
+        if (r_.hard() != prev_hard_) rd.hard = r_.hard();
+        if (r_.conf_version() != prev_conf_version_) rd.conf = r_.conf();
+        rd.messages = r_.take_messages();
+        rd.messages_after_persist = r_.take_messages_after_persist();
+        rd.read_states = r_.take_read_states();
+
+        pending_ = {};
+        if (!rd.entries.empty()) pending_.last = {rd.entries.back().index, rd.entries.back().term};
+        if (rd.snap) pending_.snap_index = rd.snap->meta.index;
+        if (!rd.committed.empty()) pending_.applied = rd.committed.back().index;
+        prev_soft_ = ss;
+        prev_hard_ = r_.hard();
+        prev_conf_version_ = r_.conf_version();
+        outstanding_ = true;
+        return rd;
+    }
+
+    /// Acknowledges the last batch: its writes are durable and its committed entries handed
+    /// to the state machine.
+    void advance() {
+        if (!outstanding_) return;
+        outstanding_ = false;
+        if (pending_.snap_index) r_.on_snapshot_persisted(*pending_.snap_index);
+        if (pending_.last) r_.on_persisted(pending_.last->first, pending_.last->second);
+        if (pending_.applied) r_.on_applied(*pending_.applied);
+    }
+
+    [[nodiscard]] node_status status() const {
+        node_status s;
+        s.id = r_.id();
+        s.hard = r_.hard();
+        s.soft = {r_.leader(), r_.role()};
+        s.applied = r_.log().applied();
+        s.first_index = r_.log().first_index();
+        s.last_index = r_.log().last_index();
+        s.conf = r_.conf();
+        if (r_.role() == role::leader)
+            for (const auto& [id, pr] : r_.progresses()) s.followers.emplace_back(id, pr);
+        return s;
+    }
+
+    /// The underlying state machine, for observation in tests.
+    [[nodiscard]] const raft<Storage>& raft_state() const noexcept { return r_; }
+
+private:
+    struct pending {
+        std::optional<std::pair<index_t, term_t>> last;
+        std::optional<index_t> snap_index;
+        std::optional<index_t> applied;
+    };
+    raft<Storage> r_;
+    hard_state prev_hard_;
+    soft_state prev_soft_;
+    std::uint64_t prev_conf_version_;
+    pending pending_;
+    bool outstanding_ = false;
+};
+
+}  // namespace craft::core
