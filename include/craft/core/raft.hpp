@@ -126,9 +126,9 @@ public:
                 become_follower(m.term, no_node);
             }
         } else if (m.term < term_) {
-            if ((opt_.check_quorum || opt_.pre_vote) && from_leader(m.type)) {
-                // A stale leader (or one cut off and still in an old term) learns our term and
-                // steps down; without this, pre-vote could leave it stranded.
+            if (from_leader(m.type)) {
+                // Reject (paper 5.1): a stale leader, or one cut off in an old term, learns
+                // our term and steps down; with pre-vote nothing else would tell it.
                 send({.type = message_type::append_response, .to = m.from});
             } else if (m.type == message_type::pre_vote) {
                 send({.type = message_type::pre_vote_response, .to = m.from, .term = term_,
@@ -533,8 +533,12 @@ private:
     }
 
     void broadcast_append() {
-        for (auto& [nid, pr] : prs_)
-            if (nid != id()) maybe_send_append(nid, pr, false);
+        for (auto& [nid, pr] : prs_) {
+            if (nid == id()) continue;
+            while (maybe_send_append(nid, pr, false)) {
+                // Pipelining: keep sending until the follower's window is full.
+            }
+        }
     }
 
     void broadcast_heartbeat(std::uint64_t context) {
@@ -665,8 +669,9 @@ private:
             pr->probe_sent = false;
             if (pr->state == replication_state::replicate && pr->window.full())
                 pr->window.free_first_one();
-            if (pr->match < log_.last_index())
-                maybe_send_append(m.from, *pr, pr->state == replication_state::probe);
+            // Behind: send what is missing, or at least a probe, which exposes entries the
+            // follower lost (a crash) while we had optimistically moved past them.
+            if (pr->match < log_.last_index()) maybe_send_append(m.from, *pr, true);
             if (m.context != 0) {
                 std::vector<ready_read> done;
                 read_only_.acknowledge(m.from, m.context, conf_, done);

@@ -1,0 +1,429 @@
+// Beyond section 5: PreVote, CheckQuorum, leader stickiness, ReadIndex, flow control,
+// quorums and configurations, each scripted against the pure core.
+
+#include <craft/core/conf_codec.hpp>
+#include <craft/core/inflights.hpp>
+#include <craft/core/quorum.hpp>
+
+#include "harness.hpp"
+
+using namespace craft;
+using namespace craft::test;
+
+TEST_SUITE("core") {
+
+// ---- PreVote and disruption ---------------------------------------------------------------
+
+TEST_CASE("prevote: a pre-candidate does not raise its term until it wins the pre-vote") {
+    peer p(opts(1, {1, 2, 3}, /*pre_vote=*/true));
+    p.node->campaign();
+    auto out = p.flush();
+    CHECK(p.r().role() == role::pre_candidate);
+    CHECK(p.r().term() == 0);
+    auto pv = of_type(out, message_type::pre_vote);
+    REQUIRE(pv.size() == 2);
+    CHECK(pv[0].term == 1);  // asks for the term it would run in
+}
+
+TEST_CASE("prevote: a partitioned node rejoining does not disrupt the leader") {
+    net n(3, /*pre_vote=*/true, /*check_quorum=*/true);
+    n.elect(1);
+    const term_t t = n[1].r().term();
+    // Node 3 is cut off and times out repeatedly.
+    n.drop = [](const message& m) { return m.to == 3 || m.from == 3; };
+    for (int i = 0; i < 100; ++i) {
+        for (auto& [id, p] : n.peers) p->tick();
+        n.settle();
+    }
+    CHECK(n[3].r().term() == t);  // pre-votes failed, so the term never rose
+    n.drop = [](const message&) { return false; };
+    for (int i = 0; i < 5; ++i) {
+        for (auto& [id, p] : n.peers) p->tick();
+        n.settle();
+    }
+    CHECK(n[1].r().role() == role::leader);
+    CHECK(n[1].r().term() == t);
+}
+
+TEST_CASE("prevote: granted by a node with no leader and an older or equal log") {
+    peer p(opts(2, {1, 2, 3}, true));
+    auto m = msg(message_type::pre_vote, 1, 2, 1);
+    p.node->step(m);
+    auto r = of_type(p.flush(), message_type::pre_vote_response);
+    REQUIRE(r.size() == 1);
+    CHECK_FALSE(r[0].reject);
+    CHECK(p.r().term() == 0);  // a pre-vote changes nothing
+    CHECK(p.r().vote() == no_node);
+}
+
+// ---- CheckQuorum and leader stickiness ------------------------------------------------------
+
+TEST_CASE("checkquorum: an isolated leader steps down within one election timeout") {
+    net n(3, true, true);
+    n.elect(1);
+    n.drop = [](const message& m) { return m.from == 1 || m.to == 1; };
+    int ticks = 0;
+    while (n[1].r().role() == role::leader && ticks < 100) {
+        n[1].tick();
+        n.settle();
+        ++ticks;
+    }
+    CHECK(n[1].r().role() == role::follower);
+    CHECK(ticks <= n[1].r().opts().election_tick);
+}
+
+TEST_CASE("checkquorum: a leader with a live quorum stays leader") {
+    net n(5, true, true);
+    n.elect(1);
+    n.drop = [](const message& m) { return m.to >= 4 || m.from >= 4; };  // 3 of 5 live
+    for (int i = 0; i < 100; ++i) {
+        for (auto& [id, p] : n.peers) p->tick();
+        n.settle();
+    }
+    CHECK(n[1].r().role() == role::leader);
+}
+
+TEST_CASE("stickiness: a node that heard from its leader within the timeout ignores votes") {
+    net n(3, false, true);
+    n.elect(1);
+    const term_t t = n[2].r().term();
+    auto m = msg(message_type::vote, 3, 2, t + 1);
+    m.index = 100;
+    m.log_term = 100;
+    n[2].node->step(m);
+    CHECK(n[2].r().term() == t);  // ignored: no term change, no vote
+    CHECK(of_type(n[2].flush(), message_type::vote_response).empty());
+    // After an election timeout without the leader, the same request is considered.
+    n[2].tick(n[2].r().opts().election_tick);
+    n[2].node->step(m);
+    CHECK(n[2].r().term() == t + 1);
+    CHECK(n[2].r().vote() == 3);
+}
+
+// ---- ReadIndex ------------------------------------------------------------------------------
+
+TEST_CASE("readindex: a leader's read point is confirmed by a heartbeat quorum") {
+    net n(3);
+    n.elect(1);
+    n.propose(1, "a");
+    n.settle();
+    REQUIRE(n[1].node->read_index(7) == core::errc::ok);
+    auto rd = n[1].node->get_ready();
+    CHECK(rd.read_states.empty());  // not before the quorum answered
+    auto hb = of_type(rd.messages, message_type::heartbeat);
+    REQUIRE(hb.size() == 2);
+    CHECK(hb[0].context != 0);
+    n[1].node->advance();
+    n[2].node->step(hb[0].to == 2 ? hb[0] : hb[1]);
+    for (auto& m : n[2].flush()) n[1].node->step(m);
+    auto rd2 = n[1].node->get_ready();
+    REQUIRE(rd2.read_states.size() == 1);
+    CHECK(rd2.read_states[0].context == 7);
+    CHECK(rd2.read_states[0].index == 2);
+    n[1].node->advance();
+}
+
+TEST_CASE("readindex: a deposed leader cannot confirm a read without a quorum") {
+    net n(3);
+    n.elect(1);
+    n.drop = [](const message& m) { return m.from == 1 || m.to == 1; };
+    REQUIRE(n[1].node->read_index(9) == core::errc::ok);
+    n.settle();
+    n[1].tick(3);
+    n.settle();
+    for (auto& [id, p] : n.peers) CHECK(p->node->has_ready() == false);
+    // No read state was ever produced on node 1.
+    auto rd = n[1].node->get_ready();
+    CHECK(rd.read_states.empty());
+    n[1].node->advance();
+}
+
+TEST_CASE("readindex: a follower's request is forwarded and answered with the leader's commit") {
+    net n(3);
+    n.elect(1);
+    n.propose(1, "a");
+    n.settle();
+    REQUIRE(n[2].node->read_index(11) == core::errc::ok);
+    std::vector<read_state> got;
+    for (int round = 0; round < 10; ++round) {
+        n.collect();
+        for (auto& m : std::exchange(n.in_flight, {})) n.peers.at(m.to)->node->step(m);
+        if (n[2].node->has_ready()) {
+            auto rd = n[2].node->get_ready();
+            got.insert(got.end(), rd.read_states.begin(), rd.read_states.end());
+            for (auto& m : rd.messages_after_persist) n.in_flight.push_back(m);
+            n[2].node->advance();
+        }
+    }
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].context == 11);
+    CHECK(got[0].index == n[1].r().log().committed());
+}
+
+TEST_CASE("readindex: a follower without a leader refuses at once") {
+    peer p(opts(1, {1, 2, 3}));
+    CHECK(p.node->read_index(1) == core::errc::no_leader);
+}
+
+// ---- proposals ------------------------------------------------------------------------------
+
+TEST_CASE("propose: a follower refuses and names the leader") {
+    net n(3);
+    n.elect(1);
+    std::vector<entry> b(1);
+    auto r = n[2].node->propose(std::move(b));
+    CHECK(r.error == core::errc::not_leader);
+    CHECK(r.leader == 1);
+}
+
+TEST_CASE("propose: a batch gets consecutive indexes in the leader's term") {
+    net n(3);
+    n.elect(1);
+    std::vector<entry> b(5);
+    auto r = n[1].node->propose(std::move(b));
+    REQUIRE(r.ok());
+    CHECK(r.first == 2);
+    CHECK(r.last == 6);
+    CHECK(r.term == n[1].r().term());
+}
+
+// ---- batching and pipelining ----------------------------------------------------------------
+
+TEST_CASE("batching: an append carries many entries, bounded by count and by bytes") {
+    SUBCASE("by count") {
+        auto o = opts(1, {1, 2});
+        o.max_entries_per_message = 10;
+        peer leader(o);
+        leader.node->campaign();
+        leader.flush();
+        auto v = msg(message_type::vote_response, 2, 1, 1);
+        leader.node->step(v);
+        leader.flush();
+        REQUIRE(leader.r().role() == role::leader);
+        // The follower acknowledges the no-op, moving it to replicate.
+        auto ack = msg(message_type::append_response, 2, 1, 1);
+        ack.index = 1;
+        leader.node->step(ack);
+        leader.flush();
+        leader.node->propose(std::vector<entry>(35));
+        auto app = of_type(leader.flush(), message_type::append);
+        REQUIRE(app.size() == 4);  // 10 + 10 + 10 + 5, pipelined
+        CHECK(app[0].entries.size() == 10);
+        CHECK(app[3].entries.size() == 5);
+    }
+    SUBCASE("by bytes") {
+        auto o = opts(1, {1, 2});
+        o.max_bytes_per_message = 3000;
+        peer leader(o);
+        leader.node->campaign();
+        leader.flush();
+        leader.node->step(msg(message_type::vote_response, 2, 1, 1));
+        leader.flush();
+        auto ack = msg(message_type::append_response, 2, 1, 1);
+        ack.index = 1;
+        leader.node->step(ack);
+        leader.flush();
+        std::vector<entry> b(10);
+        for (auto& e : b) e.data = shared_bytes(std::string(1000, 'x'));
+        leader.node->propose(std::move(b));
+        auto app = of_type(leader.flush(), message_type::append);
+        REQUIRE(app.size() >= 4);
+        for (const auto& m : app) CHECK(m.entries.size() <= 2);
+    }
+}
+
+TEST_CASE("pipelining: inflight appends are bounded and freed by acknowledgements") {
+    auto o = opts(1, {1, 2});
+    o.max_entries_per_message = 1;
+    o.max_inflight_messages = 3;
+    peer leader(o);
+    leader.node->campaign();
+    leader.flush();
+    leader.node->step(msg(message_type::vote_response, 2, 1, 1));
+    leader.flush();
+    auto ack = msg(message_type::append_response, 2, 1, 1);
+    ack.index = 1;
+    leader.node->step(ack);
+    leader.flush();
+    leader.node->propose(std::vector<entry>(10));
+    auto app = of_type(leader.flush(), message_type::append);
+    CHECK(app.size() == 3);  // the window is full
+    ack.index = 3;           // acknowledges two of them
+    leader.node->step(ack);
+    app = of_type(leader.flush(), message_type::append);
+    CHECK(app.size() == 2);
+}
+
+TEST_CASE("pipelining: a rejected follower falls back to probing one message at a time") {
+    net n(3);
+    n.elect(1);
+    n.drop = [](const message& x) { return x.to == 2; };  // node 2 misses entry 2
+    n.propose(1, "a");
+    n.settle();
+    auto m = msg(message_type::append_response, 2, 1, n[1].r().term());
+    m.reject = true;
+    m.index = 1;  // an append after entry 2 was rejected: node 2 lacks entry 2
+    m.reject_hint = 1;
+    m.log_term = 1;
+    n[1].node->step(m);
+    n[1].flush();
+    m.index = 2;
+    n[1].node->step(m);
+    n[1].flush();
+    for (const auto& [id, pr] : n[1].node->status().followers)
+        if (id == 2) CHECK(pr.state == core::replication_state::probe);
+    n.propose(1, "b");
+    n.propose(1, "c");
+    auto app = of_type(n[1].flush(), message_type::append);
+    CHECK(std::count_if(app.begin(), app.end(), [](const message& x) { return x.to == 2; }) <= 1);
+}
+
+TEST_CASE("inflights: full by count or by bytes, freed in order") {
+    core::inflights w(3, 100);
+    w.add(1, 10);
+    w.add(2, 10);
+    CHECK_FALSE(w.full());
+    w.add(3, 10);
+    CHECK(w.full());
+    w.free_le(2);
+    CHECK(w.count() == 1);
+    CHECK_FALSE(w.full());
+    w.add(4, 95);
+    CHECK(w.full());  // by bytes
+    w.free_first_one();
+    CHECK(w.count() == 1);
+    CHECK(w.bytes() == 95);
+}
+
+// ---- quorums and configurations -----------------------------------------------------------
+
+TEST_CASE("quorum: majority commit index is the highest index acknowledged by a majority") {
+    std::map<node_id, index_t> acked{{1, 5}, {2, 3}, {3, 9}, {4, 1}, {5, 7}};
+    auto f = [&](node_id n) -> std::optional<index_t> {
+        auto it = acked.find(n);
+        if (it == acked.end()) return std::nullopt;
+        return it->second;
+    };
+    std::vector<node_id> v{1, 2, 3, 4, 5};
+    CHECK(core::majority_committed(v, f) == 5);
+    std::vector<node_id> w{1, 2, 6};  // 6 has not answered
+    CHECK(core::majority_committed(w, f) == 3);
+}
+
+TEST_CASE("quorum: a joint configuration needs both majorities") {
+    configuration c;
+    c.voters = {1, 2, 3};
+    c.voters_outgoing = {3, 4, 5};
+    std::map<node_id, index_t> acked{{1, 10}, {2, 10}, {3, 2}, {4, 2}, {5, 2}};
+    auto f = [&](node_id n) -> std::optional<index_t> { return acked.at(n); };
+    CHECK(core::joint_committed(c, f) == 2);
+    acked[4] = 8;
+    acked[3] = 9;
+    CHECK(core::joint_committed(c, f) == 8);
+
+    std::map<node_id, bool> votes{{1, true}, {2, true}};
+    auto g = [&](node_id n) -> std::optional<bool> {
+        auto it = votes.find(n);
+        if (it == votes.end()) return std::nullopt;
+        return it->second;
+    };
+    CHECK(core::joint_vote(c, g) == core::vote_result::pending);
+    votes[4] = false;
+    votes[5] = false;
+    CHECK(core::joint_vote(c, g) == core::vote_result::lost);
+    votes[4] = true;
+    votes[3] = true;
+    CHECK(core::joint_vote(c, g) == core::vote_result::won);
+}
+
+TEST_CASE("configuration: encoding round-trips and rejects malformed bytes") {
+    configuration c;
+    c.voters = {3, 1, 2};
+    c.voters_outgoing = {1, 2, 4};
+    c.learners = {9};
+    c.normalize();
+    auto b = core::encode_configuration(c);
+    auto d = core::decode_configuration(b);
+    REQUIRE(d);
+    CHECK(*d == c);
+    CHECK_FALSE(core::decode_configuration(shared_bytes(std::string("\x01\xff", 2))));
+    CHECK_FALSE(core::decode_configuration(shared_bytes()));
+    std::string truncated(b.str().substr(0, b.size() - 3));
+    CHECK_FALSE(core::decode_configuration(shared_bytes(truncated)));
+}
+
+TEST_CASE("configuration: a learner receives the log but never votes or counts") {
+    auto o1 = opts(1, {1, 2});
+    o1.learners = {3};
+    auto o3 = opts(3, {1, 2});
+    o3.learners = {3};
+    net n(0);
+    n.peers.emplace(1, std::make_unique<peer>(o1));
+    auto o2 = opts(2, {1, 2});
+    o2.learners = {3};
+    n.peers.emplace(2, std::make_unique<peer>(o2));
+    n.peers.emplace(3, std::make_unique<peer>(o3));
+    n[3].tick(100);  // a learner never campaigns
+    CHECK(n[3].r().role() == role::follower);
+    n.elect(1);
+    n.propose(1, "x");
+    n.settle();
+    n[1].tick();
+    n.settle();
+    CHECK(n[3].store->last_index() == n[1].store->last_index());
+    // Without node 2, the learner's acknowledgements cannot commit anything.
+    n.drop = [](const message& m) { return m.to == 2 || m.from == 2; };
+    n.propose(1, "y");
+    n.settle();
+    CHECK(n[1].r().log().committed() == n[1].r().log().last_index() - 1);
+}
+
+TEST_CASE("configuration: adding two voters goes through a joint configuration and leaves it") {
+    net n(3);
+    n.elect(1);
+    configuration target;
+    target.voters = {1, 2, 3, 4, 5};
+    // Nodes 4 and 5 join with empty logs and no configuration.
+    for (node_id id : {4, 5}) n.peers.emplace(id, std::make_unique<peer>(opts(id, {})));
+    REQUIRE(n[1].node->propose_configuration(target).ok());
+    for (int i = 0; i < 10; ++i) {
+        n[1].tick();
+        n.settle();
+    }
+    CHECK(n[1].r().conf().voters == std::vector<node_id>{1, 2, 3, 4, 5});
+    CHECK_FALSE(n[1].r().conf().joint());
+    CHECK(n[4].r().conf().voters == std::vector<node_id>{1, 2, 3, 4, 5});
+    CHECK(n[1].store->initial_state().conf.voters.size() == 5);  // persisted
+    // Now 3 of 5 are needed: with 1, 2 cut, 3 4 5 can elect.
+    n.drop = [](const message& m) { return m.to <= 2 || m.from <= 2; };
+    n[4].node->campaign();
+    n.settle();
+    CHECK(n[4].r().role() == role::leader);
+}
+
+TEST_CASE("configuration: a second change is refused while one is pending") {
+    net n(3);
+    n.elect(1);
+    configuration a;
+    a.voters = {1, 2};
+    REQUIRE(n[1].node->propose_configuration(a).ok());
+    configuration b;
+    b.voters = {1, 2, 3};
+    CHECK(n[1].node->propose_configuration(b).error == core::errc::config_pending);
+}
+
+TEST_CASE("options: invalid options are named") {
+    core::options o;
+    CHECK(o.validate().value_or("").find("options.id") != std::string::npos);
+    o.id = 1;
+    o.election_tick = 1;
+    o.heartbeat_tick = 1;
+    CHECK(o.validate().value_or("").find("options.election_tick") != std::string::npos);
+    o.election_tick = 10;
+    CHECK_FALSE(o.validate());
+    o.voters = {1, 2};
+    o.learners = {2};
+    CHECK(o.validate().value_or("").find("options.learners") != std::string::npos);
+}
+
+}  // TEST_SUITE
