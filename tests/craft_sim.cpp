@@ -69,12 +69,14 @@ int main(int argc, char** argv) {
     std::uint64_t first_seed = 1;
     std::size_t nodes = 0;
     bool verbose = false;
+    bool trace = false;
     bool demo = false;
     app.add_option("--seeds", seeds, "number of schedules to run")->check(CLI::PositiveNumber);
     app.add_option("--first-seed", first_seed, "seed of the first schedule");
     app.add_option("--nodes", nodes, "cluster size (default: 3 or 5, by seed)")
         ->check(CLI::Range(1, 9));
     app.add_flag("--verbose", verbose, "narrate each schedule's events");
+    app.add_flag("--trace", trace, "with --verbose: also every message delivery and disk write");
     app.add_flag("--demo", demo, "narrate one simple scenario for a newcomer");
     CLI11_PARSE(app, argc, argv);
 
@@ -87,7 +89,8 @@ int main(int argc, char** argv) {
         craft::testing::schedule_options so;
         so.seed = s;
         so.nodes = nodes;
-        so.verbose = verbose;
+        so.verbose = verbose || trace;
+        so.trace = trace;
         const auto r = craft::testing::run_schedule(so);
         for (const auto& line : r.log) std::cout << "  seed " << s << ": " << line << "\n";
         if (r.passed) {

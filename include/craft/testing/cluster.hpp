@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>  // trace hook
 #include <map>
 #include <memory>
 #include <optional>
@@ -175,6 +176,7 @@ public:
         node& n = at(id);
         if (!n.up) return;
         n.up = false;
+        if (trace) trace("crash " + std::to_string(id) + (n.writing ? " (losing a pending write)" : ""));
         n.writing.reset();
         n.raft.reset();
         n.sm.reset();
@@ -188,6 +190,12 @@ public:
         n.up = true;
         n.next_tick = now_ + net_.uniform(1, opt_.tick);
         start(id);
+        if (trace) {
+            const auto st = n.raft->status();
+            trace("restart " + std::to_string(id) + " term " + std::to_string(st.hard.term) + " vote " +
+                  std::to_string(st.hard.vote) + " commit " + std::to_string(st.hard.commit) +
+                  " last " + std::to_string(st.last_index));
+        }
     }
 
     // ---- faults -------------------------------------------------------------------------
@@ -244,6 +252,10 @@ public:
         return std::any_of(committed_.begin(), committed_.end(),
                            [&](const auto& kv) { return kv.second.data.str() == value; });
     }
+    /// Receives one line per event (deliveries, writes, crashes) when set: for replaying a
+    /// failing seed with `craft_sim --trace`.
+    std::function<void(const std::string&)> trace;
+
     /// True while no invariant has failed.
     [[nodiscard]] bool ok() const noexcept { return violation_.empty(); }
     /// The first invariant violation ("" when none).
@@ -299,6 +311,7 @@ private:
         net_.deliver_due(now_, [&](message&& m) {
             auto it = nodes_.find(m.to);
             if (it == nodes_.end() || !it->second->up) return;
+            if (trace) trace(describe(m));
             it->second->raft->step(m);
         });
         pump();
@@ -338,6 +351,21 @@ private:
         if (rd.snap) {
             snapshot s = *rd.snap;
             if (auto st = n.snaps.save(s); !st) return fail(st.message());
+        }
+        if (trace) {
+            std::string t = "node " + std::to_string(n.id) + " persists";
+            if (rd.snap) t += " snapshot@" + std::to_string(rd.snap->meta.index);
+            if (!rd.entries.empty())
+                t += " entries " + std::to_string(rd.entries.front().index) + ".." +
+                     std::to_string(rd.entries.back().index) + " (last term " +
+                     std::to_string(rd.entries.back().term) + ")";
+            if (rd.hard)
+                t += " hard{term " + std::to_string(rd.hard->term) + " vote " +
+                     std::to_string(rd.hard->vote) + " commit " + std::to_string(rd.hard->commit) + "}";
+            if (rd.soft)
+                t += " now " + std::string(core::to_string(rd.soft->role)) + " (leader " +
+                     std::to_string(rd.soft->leader) + ")";
+            trace(t);
         }
         record_durable_entries(n, rd.entries);
         log_write w;
@@ -408,12 +436,25 @@ private:
         }
     }
 
+    static std::string describe(const message& m) {
+        std::string t = std::to_string(m.from) + "->" + std::to_string(m.to) + " " +
+                        std::string(to_string(m.type)) + " term " + std::to_string(m.term) +
+                        " index " + std::to_string(m.index) + " log_term " + std::to_string(m.log_term) +
+                        " commit " + std::to_string(m.commit);
+        if (!m.entries.empty())
+            t += " entries " + std::to_string(m.entries.front().index) + ".." +
+                 std::to_string(m.entries.back().index);
+        if (m.reject) t += " REJECT hint " + std::to_string(m.reject_hint);
+        if (m.type == message_type::snapshot) t += " snapshot@" + std::to_string(m.snap.index);
+        return t;
+    }
+
     std::string describe(const node& n, const std::string& what) const {
         return "node " + std::to_string(n.id) + ": " + what;
     }
 
-    /// Election safety (at most one leader per term) and Leader Completeness (a new leader
-    /// holds every committed entry).
+    /// Election safety (at most one leader per term) and Leader Completeness (an entry
+    /// committed in term T is in the log of every leader of a term after T).
     void check_leaders() {
         for (const auto& [id, n] : nodes_) {
             if (!n->up) continue;
@@ -424,14 +465,20 @@ private:
                 return fail("two leaders in term " + std::to_string(r.term()) + ": nodes " +
                             std::to_string(it->second) + " and " + std::to_string(id));
             }
-            if (!fresh) continue;
             const auto& log = r.log();
-            for (auto c = committed_.lower_bound(log.first_index()); c != committed_.end(); ++c) {
-                if (log.term(c->first) != c->second.term)
-                    return fail(describe(*n, "leader of term " + std::to_string(r.term()) +
-                                                 " lacks committed entry " +
-                                                 std::to_string(c->first)));
+            if (fresh) {
+                for (auto c = commit_terms_.lower_bound(log.first_index()); c != commit_terms_.end(); ++c) {
+                    if (c->second.committed_in < r.term() && log.term(c->first) != c->second.entry_term)
+                        return fail(describe(*n, "leader of term " + std::to_string(r.term()) +
+                                                     " lacks entry " + std::to_string(c->first) +
+                                                     " committed in term " +
+                                                     std::to_string(c->second.committed_in)));
+                }
             }
+            // Record what this leader commits, and in which term.
+            const index_t from = commit_terms_.empty() ? 0 : commit_terms_.rbegin()->first;
+            for (index_t i = std::max(from + 1, log.first_index()); i <= log.committed(); ++i)
+                commit_terms_.try_emplace(i, commit_info{log.term(i).value_or(0), r.term()});
         }
     }
 
@@ -508,6 +555,11 @@ private:
     std::map<term_t, node_id> leaders_;
     std::map<std::pair<index_t, term_t>, std::pair<entry, term_t>> by_position_;
     std::map<index_t, entry> committed_;
+    struct commit_info {
+        term_t entry_term = 0;
+        term_t committed_in = 0;
+    };
+    std::map<index_t, commit_info> commit_terms_;
     std::string violation_;
 };
 

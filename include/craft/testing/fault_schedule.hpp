@@ -21,6 +21,7 @@ struct schedule_options {
     sim_time fault_time = 6'000'000;    ///< Faulty phase (virtual us).
     sim_time settle_limit = 20'000'000; ///< Liveness bound once faults stop (virtual us).
     bool verbose = false;               ///< Narrate events to `log`.
+    bool trace = false;                 ///< Also log every delivery and write (very long).
 };
 
 /// Outcome of one schedule.
@@ -58,8 +59,9 @@ inline schedule_result run_schedule(const schedule_options& so) {
     c.network().set_faults(nf);
 
     auto say = [&](const std::string& s) {
-        if (so.verbose) res.log.push_back("t=" + std::to_string(c.now() / 1000) + "ms " + s);
+        if (so.verbose) res.log.push_back("t=" + std::to_string(c.now()) + "us " + s);
     };
+    if (so.trace) c.trace = say;
     say("nodes=" + std::to_string(co.nodes) + " snapshot_every=" + std::to_string(co.snapshot_every) +
         " max_entries=" + std::to_string(co.max_entries_per_message) +
         " max_inflight=" + std::to_string(co.max_inflight_messages) +
