@@ -87,23 +87,28 @@ concept snapshot_store = requires(S& s, const snapshot& snap) {
 /// Optional hooks, called when present (detected, never demanded): `on_leader_start(term_t)`,
 /// `on_leader_stop()`, `on_configuration_committed(const configuration&)`.
 template <class M>
-concept state_machine =
-    requires(M& m, const M& cm, std::span<const entry> batch, const shared_bytes& bytes) {
-        m.apply(batch);
-        { cm.save_snapshot() } -> std::convertible_to<shared_bytes>;
-        m.load_snapshot(bytes);
-    };
+concept state_machine = requires(M& m, const M& cm, std::span<const entry> batch,
+                                 const shared_bytes& bytes) {
+    m.apply(batch);
+    { cm.save_snapshot() } -> std::convertible_to<shared_bytes>;
+    m.load_snapshot(bytes);
+};
 
 /// True when the state machine wants to hear that this node became leader.
 template <class M>
-concept has_on_leader_start = requires(M& m, term_t t) { m.on_leader_start(t); };
+concept has_on_leader_start = requires(M& m, term_t t) {
+    m.on_leader_start(t);
+};
 /// True when the state machine wants to hear that this node stopped leading.
 template <class M>
-concept has_on_leader_stop = requires(M& m) { m.on_leader_stop(); };
+concept has_on_leader_stop = requires(M& m) {
+    m.on_leader_stop();
+};
 /// True when the state machine wants to hear about committed membership changes.
 template <class M>
-concept has_on_configuration_committed =
-    requires(M& m, const configuration& c) { m.on_configuration_committed(c); };
+concept has_on_configuration_committed = requires(M& m, const configuration& c) {
+    m.on_configuration_committed(c);
+};
 
 /// Message transport between nodes. A type `T` models `transport` when, for a `T& t`:
 ///
@@ -125,22 +130,27 @@ concept transport = requires(T& t, message&& m, std::function<void(message&&)> h
 ///         for a networked node, `transport`).
 template <class Policies>
 consteval bool check_storage_policies() {
-    static_assert(requires { typename Policies::log_store; },
-                  "craft: Policies::log_store is missing; see craft/concepts.hpp (log_store)");
-    static_assert(requires { typename Policies::snapshot_store; },
-                  "craft: Policies::snapshot_store is missing; see craft/concepts.hpp (snapshot_store)");
-    static_assert(log_store<typename Policies::log_store>,
-                  "craft: Policies::log_store does not model craft::log_store; see craft/concepts.hpp");
+    static_assert(
+        requires { typename Policies::log_store; },
+        "craft: Policies::log_store is missing; see craft/concepts.hpp (log_store)");
+    static_assert(
+        requires { typename Policies::snapshot_store; },
+        "craft: Policies::snapshot_store is missing; see craft/concepts.hpp (snapshot_store)");
+    static_assert(
+        log_store<typename Policies::log_store>,
+        "craft: Policies::log_store does not model craft::log_store; see craft/concepts.hpp");
     static_assert(snapshot_store<typename Policies::snapshot_store>,
-                  "craft: Policies::snapshot_store does not model craft::snapshot_store; see craft/concepts.hpp");
+                  "craft: Policies::snapshot_store does not model craft::snapshot_store; see "
+                  "craft/concepts.hpp");
     return true;
 }
 
 /// Checks a state machine type at the point of use.
 template <class M>
 consteval bool check_state_machine() {
-    static_assert(state_machine<M>,
-                  "craft: the StateMachine does not model craft::state_machine; see craft/concepts.hpp");
+    static_assert(
+        state_machine<M>,
+        "craft: the StateMachine does not model craft::state_machine; see craft/concepts.hpp");
     return true;
 }
 

@@ -45,7 +45,8 @@ struct peer {
     peer(const core::options& o, const std::vector<term_t>& terms, term_t current_term = 0) {
         std::vector<entry> ents;
         for (std::size_t i = 0; i < terms.size(); ++i)
-            ents.push_back({terms[i], i + 1, entry_type::normal, shared_bytes("e" + std::to_string(i + 1))});
+            ents.push_back(
+                {terms[i], i + 1, entry_type::normal, shared_bytes("e" + std::to_string(i + 1))});
         hard_state hs{current_term ? current_term : (terms.empty() ? 0 : terms.back()), no_node, 0};
         log_write w;
         w.entries = ents;
@@ -88,7 +89,8 @@ struct net {
     explicit net(std::size_t n, bool pre_vote = false, bool check_quorum = false) {
         std::vector<node_id> ids;
         for (node_id i = 1; i <= n; ++i) ids.push_back(i);
-        for (node_id i : ids) peers.emplace(i, std::make_unique<peer>(opts(i, ids, pre_vote, check_quorum)));
+        for (node_id i : ids)
+            peers.emplace(i, std::make_unique<peer>(opts(i, ids, pre_vote, check_quorum)));
     }
     peer& operator[](node_id id) { return *peers.at(id); }
 
@@ -127,7 +129,8 @@ struct net {
 /// Messages of one type in `ms`.
 inline std::vector<message> of_type(const std::vector<message>& ms, message_type t) {
     std::vector<message> out;
-    std::copy_if(ms.begin(), ms.end(), std::back_inserter(out), [&](const message& m) { return m.type == t; });
+    std::copy_if(ms.begin(), ms.end(), std::back_inserter(out),
+                 [&](const message& m) { return m.type == t; });
     return out;
 }
 

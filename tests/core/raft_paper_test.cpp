@@ -35,7 +35,7 @@ TEST_CASE("5.1 a request with a stale term is rejected and answered with the cur
     auto out = n[1].flush();
     auto resp = of_type(out, message_type::append_response);
     REQUIRE(resp.size() == 1);
-    CHECK(resp[0].term == t);  // tells the stale leader about the newer term
+    CHECK(resp[0].term == t);                 // tells the stale leader about the newer term
     CHECK(n[1].r().log().last_index() == 2);  // nothing from the stale leader was appended
     CHECK(n[1].r().leader() == 2);
 }

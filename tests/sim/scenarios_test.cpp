@@ -26,7 +26,9 @@ cluster_options with(std::size_t nodes, std::uint64_t seed) {
 }
 
 /// One election timeout of the default options, in virtual time.
-sim_time election_timeout(const cluster_options& o) { return o.tick * static_cast<sim_time>(o.election_tick); }
+sim_time election_timeout(const cluster_options& o) {
+    return o.tick * static_cast<sim_time>(o.election_tick);
+}
 
 std::optional<node_id> wait_leader(cluster<>& c, sim_time limit) {
     if (!c.run_until([&] { return c.leader().has_value(); }, limit)) return std::nullopt;
@@ -242,6 +244,7 @@ void figure8(std::uint64_t seed, bool unreliable) {
     core::splitmix64 rng(seed * 31 + 7);
     std::set<node_id> down;
     int value = 0;
+    int leader_crashes = 0;
     for (int iter = 0; iter < 1000 && c.ok(); ++iter) {
         c.propose("f8-" + std::to_string(value++));
         // Mostly short waits (less than an election timeout), sometimes long ones.
@@ -250,6 +253,7 @@ void figure8(std::uint64_t seed, bool unreliable) {
         if (auto l = c.leader(); l && (!unreliable || rng.below(2) == 0)) {
             c.crash(*l);
             down.insert(*l);
+            ++leader_crashes;
         }
         if (c.ids().size() - down.size() < 3) {
             auto it = down.begin();
@@ -259,6 +263,9 @@ void figure8(std::uint64_t seed, bool unreliable) {
         }
     }
     REQUIRE(c.ok());
+    MESSAGE("seed " << seed << ": " << leader_crashes << " leaders crashed, " << c.max_committed()
+                    << " entries committed");
+    CHECK(leader_crashes >= 10);  // the schedule really exercised leader changes
     for (node_id n : down) c.restart(n);
     if (unreliable) c.network().set_faults({});
     CHECK(commit_one(c, "final", 30'000 * ms));
@@ -289,7 +296,8 @@ TEST_CASE("Churn: random cuts, crashes and restarts while proposing; nothing com
     for (std::uint64_t seed = 1; seed <= 5; ++seed) {
         CAPTURE(seed);
         cluster_options o = with(5, seed);
-        o.snapshot_every = seed % 2 == 0 ? 25 : 0;  // half the runs also compact and install snapshots
+        o.snapshot_every =
+            seed % 2 == 0 ? 25 : 0;  // half the runs also compact and install snapshots
         cluster<> c(o);
         core::splitmix64 rng(seed * 101);
         std::set<node_id> down;
@@ -321,7 +329,8 @@ TEST_CASE("Churn: random cuts, crashes and restarts while proposing; nothing com
         REQUIRE(converge(c, 30'000 * ms));
         REQUIRE(c.ok());
         // Every value ever observed committed is in every final state, at its index.
-        std::set<std::string> final_values(c.at(1).sm->values().begin(), c.at(1).sm->values().end());
+        std::set<std::string> final_values(c.at(1).sm->values().begin(),
+                                           c.at(1).sm->values().end());
         for (const auto& [index, e] : c.committed_entries())
             if (e.type == entry_type::normal && !e.data.empty())
                 CHECK(final_values.contains(std::string(e.data.str())));
@@ -376,7 +385,8 @@ TEST_CASE("MessageBudget: elections, commands and idle heartbeats stay within bu
     const auto idle = c.network().sent() - after_commands;
     CHECK(idle <= 60 * 10);
     MESSAGE("election " << after_election - at_start << " messages, 10 commands "
-                        << after_commands - after_election << ", idle " << idle / 10 << " per second");
+                        << after_commands - after_election << ", idle " << idle / 10
+                        << " per second");
     CHECK(c.ok());
 }
 

@@ -47,7 +47,8 @@ public:
     void stable_to(index_t i, term_t t) {
         auto gt = maybe_term(i);
         if (!gt || *gt != t || i < offset_) return;
-        entries_.erase(entries_.begin(), entries_.begin() + static_cast<std::ptrdiff_t>(i + 1 - offset_));
+        entries_.erase(entries_.begin(),
+                       entries_.begin() + static_cast<std::ptrdiff_t>(i + 1 - offset_));
         offset_ = i + 1;
     }
     /// The snapshot at `i` was persisted.

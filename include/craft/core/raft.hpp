@@ -8,7 +8,7 @@
 #include <cassert>
 #include <cstdint>
 #include <iterator>  // back_inserter
-#include <map>      // progress by node id, iterated in a deterministic order
+#include <map>       // progress by node id, iterated in a deterministic order
 #include <optional>
 #include <span>
 #include <utility>
@@ -108,12 +108,13 @@ public:
     /// Handles a message from another node.
     void step(const message& m) {
         if (m.term > term_) {
-            const bool vote_request = m.type == message_type::vote || m.type == message_type::pre_vote;
+            const bool vote_request =
+                m.type == message_type::vote || m.type == message_type::pre_vote;
             if (vote_request) {
                 // Leader stickiness: while we hear from a live leader, a candidate is more likely
                 // a partitioned node coming back than a sign of leader failure.
-                const bool in_lease = opt_.check_quorum && lead_ != no_node &&
-                                      election_elapsed_ < opt_.election_tick;
+                const bool in_lease =
+                    opt_.check_quorum && lead_ != no_node && election_elapsed_ < opt_.election_tick;
                 if (in_lease) return;
             }
             if (m.type == message_type::pre_vote) {
@@ -131,7 +132,9 @@ public:
                 // our term and steps down; with pre-vote nothing else would tell it.
                 send({.type = message_type::append_response, .to = m.from});
             } else if (m.type == message_type::pre_vote) {
-                send({.type = message_type::pre_vote_response, .to = m.from, .term = term_,
+                send({.type = message_type::pre_vote_response,
+                      .to = m.from,
+                      .term = term_,
                       .reject = true});
             }
             return;
@@ -161,9 +164,11 @@ public:
             return {.error = errc::proposal_dropped, .leader = id()};
         for (const auto& e : batch) {
             if (e.type != entry_type::configuration) continue;
-            if (pending_conf_index_ > log_.applied()) return {.error = errc::config_pending, .leader = id()};
+            if (pending_conf_index_ > log_.applied())
+                return {.error = errc::config_pending, .leader = id()};
             auto c = decode_configuration(e.data);
-            if (!c || !legal_transition(conf_, *c)) return {.error = errc::config_invalid, .leader = id()};
+            if (!c || !legal_transition(conf_, *c))
+                return {.error = errc::config_invalid, .leader = id()};
         }
         const index_t first = log_.last_index() + 1;
         index_t i = first;
@@ -311,9 +316,11 @@ public:
 private:
     // ---- configuration ------------------------------------------------------------------
 
-    static std::size_t voter_difference(const std::vector<node_id>& a, const std::vector<node_id>& b) {
+    static std::size_t voter_difference(const std::vector<node_id>& a,
+                                        const std::vector<node_id>& b) {
         std::vector<node_id> diff;
-        std::set_symmetric_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(diff));
+        std::set_symmetric_difference(a.begin(), a.end(), b.begin(), b.end(),
+                                      std::back_inserter(diff));
         return diff.size();
     }
 
@@ -343,8 +350,8 @@ private:
             }
         }
         for (node_id m : conf_.members()) {
-            auto [it, added] = prs_.try_emplace(m, next, opt_.max_inflight_messages,
-                                                opt_.max_inflight_bytes);
+            auto [it, added] =
+                prs_.try_emplace(m, next, opt_.max_inflight_messages, opt_.max_inflight_bytes);
             if (added) it->second.last_active = ticks_;
             it->second.learner = conf_.is_learner(m) && !conf_.is_voter(m);
         }
@@ -369,8 +376,9 @@ private:
         lead_ = no_node;
         election_elapsed_ = 0;
         heartbeat_elapsed_ = 0;
-        randomized_timeout_ = opt_.election_tick + static_cast<int>(rng_.below(
-                                                         static_cast<std::uint64_t>(opt_.election_tick)));
+        randomized_timeout_ =
+            opt_.election_tick +
+            static_cast<int>(rng_.below(static_cast<std::uint64_t>(opt_.election_tick)));
         votes_.clear();
         const index_t next = log_.last_index() + 1;
         for (auto& [nid, pr] : prs_) {
@@ -455,7 +463,10 @@ private:
         }
         for (const auto& [nid, pr] : prs_) {
             if (nid == id() || !conf_.is_voter(nid)) continue;
-            send({.type = kind, .to = nid, .term = t, .log_term = log_.last_term(),
+            send({.type = kind,
+                  .to = nid,
+                  .term = t,
+                  .log_term = log_.last_term(),
                   .index = log_.last_index()});
         }
     }
@@ -471,9 +482,10 @@ private:
 
     void handle_vote_request(const message& m) {
         const bool pre = m.type == message_type::pre_vote;
-        const message_type resp = pre ? message_type::pre_vote_response : message_type::vote_response;
-        const bool can_vote = vote_ == m.from || (vote_ == no_node && lead_ == no_node) ||
-                              (pre && m.term > term_);
+        const message_type resp =
+            pre ? message_type::pre_vote_response : message_type::vote_response;
+        const bool can_vote =
+            vote_ == m.from || (vote_ == no_node && lead_ == no_node) || (pre && m.term > term_);
         if (can_vote && log_.is_up_to_date(m.index, m.log_term)) {
             send({.type = resp, .to = m.from, .term = m.term});
             if (!pre) {
@@ -550,7 +562,8 @@ private:
                 continue;
             const index_t commit = std::min(pr.match, log_.committed());
             pr.commit_sent = std::max(pr.commit_sent, commit);
-            send({.type = message_type::heartbeat, .to = nid, .commit = commit, .context = context});
+            send(
+                {.type = message_type::heartbeat, .to = nid, .commit = commit, .context = context});
         }
     }
 
@@ -564,7 +577,8 @@ private:
             auto t = log_.term(c);
             if (!t) continue;
             pr.commit_sent = c;
-            send({.type = message_type::commit, .to = nid, .log_term = *t, .index = c, .commit = c});
+            send(
+                {.type = message_type::commit, .to = nid, .log_term = *t, .index = c, .commit = c});
         }
     }
 
@@ -576,7 +590,8 @@ private:
         const auto prev_term = log_.term(prev);
         std::optional<std::vector<entry>> ents;
         if (prev_term)
-            ents = log_.entries_from(pr.next, opt_.max_bytes_per_message, opt_.max_entries_per_message);
+            ents = log_.entries_from(pr.next, opt_.max_bytes_per_message,
+                                     opt_.max_entries_per_message);
         if (!ents) return send_snapshot(to, pr);
         if (ents->empty() && !send_if_empty) return false;
         std::size_t bytes = 0;
@@ -590,8 +605,12 @@ private:
         }
         pr.last_sent = ticks_;
         pr.commit_sent = std::max(pr.commit_sent, std::min(log_.committed(), last));
-        send({.type = message_type::append, .to = to, .log_term = *prev_term, .index = prev,
-              .commit = log_.committed(), .entries = std::move(*ents)});
+        send({.type = message_type::append,
+              .to = to,
+              .log_term = *prev_term,
+              .index = prev,
+              .commit = log_.committed(),
+              .entries = std::move(*ents)});
         return true;
     }
 
@@ -606,7 +625,8 @@ private:
     }
 
     void handle_read(node_id requester, std::uint64_t context) {
-        const bool alone = conf_.voters.size() == 1 && conf_.voters.front() == id() && !conf_.joint();
+        const bool alone =
+            conf_.voters.size() == 1 && conf_.voters.front() == id() && !conf_.joint();
         if (alone) {
             deliver_read({{log_.committed(), context}, requester});
             return;
@@ -620,8 +640,10 @@ private:
         if (r.requester == id()) {
             read_states_.push_back(r.state);
         } else {
-            send({.type = message_type::read_index_response, .to = r.requester,
-                  .index = r.state.index, .context = r.state.context});
+            send({.type = message_type::read_index_response,
+                  .to = r.requester,
+                  .index = r.state.index,
+                  .context = r.state.context});
         }
     }
 
@@ -640,7 +662,8 @@ private:
             pr->last_active = ticks_;
             if (m.reject) {
                 index_t next_probe = m.reject_hint;
-                if (m.log_term > 0) next_probe = log_.find_conflict_by_term(m.reject_hint, m.log_term).first;
+                if (m.log_term > 0)
+                    next_probe = log_.find_conflict_by_term(m.reject_hint, m.log_term).first;
                 if (pr->maybe_decrease_to(m.index, next_probe)) {
                     if (pr->state == replication_state::replicate) pr->become_probe();
                     maybe_send_append(m.from, *pr, true);
@@ -735,9 +758,7 @@ private:
             lead_ = m.from;
             handle_snapshot(m);
             break;
-        case message_type::read_index_response:
-            read_states_.push_back({m.index, m.context});
-            break;
+        case message_type::read_index_response: read_states_.push_back({m.index, m.context}); break;
         default: break;
         }
     }
@@ -755,8 +776,12 @@ private:
         // the leader's term there. The leader jumps back a whole term per round trip.
         const auto [hint, hint_term] =
             log_.find_conflict_by_term(std::min(m.index, log_.last_index()), m.log_term);
-        send({.type = message_type::append_response, .to = m.from, .log_term = hint_term,
-              .index = m.index, .reject_hint = hint, .reject = true});
+        send({.type = message_type::append_response,
+              .to = m.from,
+              .log_term = hint_term,
+              .index = m.index,
+              .reject_hint = hint,
+              .reject = true});
     }
 
     void handle_snapshot(const message& m) {
@@ -781,9 +806,9 @@ private:
 
     void send(message m) {
         m.from = id();
-        const bool sets_own_term = m.type == message_type::vote || m.type == message_type::pre_vote ||
-                                   m.type == message_type::vote_response ||
-                                   m.type == message_type::pre_vote_response;
+        const bool sets_own_term =
+            m.type == message_type::vote || m.type == message_type::pre_vote ||
+            m.type == message_type::vote_response || m.type == message_type::pre_vote_response;
         if (!sets_own_term) m.term = term_;
         // A leader's replication traffic goes out at once, in parallel with its own sync.
         // Everything else reflects state that must be durable first (votes, acknowledgements).

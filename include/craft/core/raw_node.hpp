@@ -31,15 +31,15 @@ struct soft_state {
 ///    `snapshot` into the state machine, if any);
 /// 4. call `advance()`.
 struct ready {
-    std::optional<soft_state> soft;           ///< Leader or role changed.
-    std::optional<hard_state> hard;           ///< Term, vote or commit changed: persist.
-    std::optional<configuration> conf;        ///< Membership changed: persist.
-    std::vector<entry> entries;               ///< Persist before sending `messages_after_persist`.
-    std::optional<snapshot> snap;             ///< Received from the leader: persist and load.
-    std::vector<entry> committed;             ///< Apply, in index order.
-    std::vector<message> messages;            ///< Send now.
+    std::optional<soft_state> soft;     ///< Leader or role changed.
+    std::optional<hard_state> hard;     ///< Term, vote or commit changed: persist.
+    std::optional<configuration> conf;  ///< Membership changed: persist.
+    std::vector<entry> entries;         ///< Persist before sending `messages_after_persist`.
+    std::optional<snapshot> snap;       ///< Received from the leader: persist and load.
+    std::vector<entry> committed;       ///< Apply, in index order.
+    std::vector<message> messages;      ///< Send now.
     std::vector<message> messages_after_persist;  ///< Send once this batch is durable.
-    std::vector<read_state> read_states;      ///< Serve once `index` is applied.
+    std::vector<read_state> read_states;          ///< Serve once `index` is applied.
 
     /// True when something must be synced before acknowledging.
     [[nodiscard]] bool must_sync() const noexcept {
@@ -67,7 +67,9 @@ class raw_node {
 public:
     /// @param o valid options (see `options::validate`); @param storage must outlive the node.
     raw_node(const options& o, const Storage& storage)
-        : r_(o, storage), prev_hard_(r_.hard()), prev_soft_{r_.leader(), r_.role()},
+        : r_(o, storage),
+          prev_hard_(r_.hard()),
+          prev_soft_{r_.leader(), r_.role()},
           prev_conf_version_(r_.conf_version()) {}
 
     void tick() { r_.tick(); }

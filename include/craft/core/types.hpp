@@ -179,9 +179,9 @@ enum class message_type : std::uint8_t {
 /// Human-readable name of a message type, for logs and failure reports.
 [[nodiscard]] constexpr std::string_view to_string(message_type t) noexcept {
     constexpr std::string_view names[] = {
-        "vote",      "vote_response",      "pre_vote", "pre_vote_response",
-        "append",    "append_response",    "heartbeat", "heartbeat_response",
-        "commit",    "snapshot",           "read_index", "read_index_response",
+        "vote",   "vote_response",   "pre_vote",   "pre_vote_response",
+        "append", "append_response", "heartbeat",  "heartbeat_response",
+        "commit", "snapshot",        "read_index", "read_index_response",
     };
     return names[static_cast<std::size_t>(t)];
 }
@@ -202,8 +202,9 @@ struct message {
     bool reject = false;
     std::uint64_t context = 0;  ///< ReadIndex request id carried by heartbeats and read_index.
     std::vector<entry> entries = {};
-    snapshot_meta snap = {};      ///< For `snapshot`.
-    shared_bytes snap_data = {};  ///< For `snapshot`; attached by the runtime from its snapshot store.
+    snapshot_meta snap = {};  ///< For `snapshot`.
+    shared_bytes snap_data =
+        {};  ///< For `snapshot`; attached by the runtime from its snapshot store.
 };
 
 /// A linearizable read point: once the state machine has applied `index`, a read issued with

@@ -70,12 +70,12 @@ static_assert(state_machine<recording_state_machine>);
 struct cluster_options {
     std::size_t nodes = 3;
     std::uint64_t seed = 1;
-    sim_time tick = 10'000;         ///< One core tick, in virtual microseconds (10 ms).
-    int heartbeat_tick = 10;        ///< 100 ms.
-    int election_tick = 30;         ///< 300-600 ms.
+    sim_time tick = 10'000;   ///< One core tick, in virtual microseconds (10 ms).
+    int heartbeat_tick = 10;  ///< 100 ms.
+    int election_tick = 30;   ///< 300-600 ms.
     bool pre_vote = true;
     bool check_quorum = true;
-    sim_time disk_min = 50;         ///< Latency of one durable write (us).
+    sim_time disk_min = 50;  ///< Latency of one durable write (us).
     sim_time disk_max = 500;
     std::size_t snapshot_every = 0;  ///< Snapshot and compact after this many applies (0: never).
     std::size_t max_inflight_messages = 64;
@@ -176,7 +176,8 @@ public:
         node& n = at(id);
         if (!n.up) return;
         n.up = false;
-        if (trace) trace("crash " + std::to_string(id) + (n.writing ? " (losing a pending write)" : ""));
+        if (trace)
+            trace("crash " + std::to_string(id) + (n.writing ? " (losing a pending write)" : ""));
         n.writing.reset();
         n.raft.reset();
         n.sm.reset();
@@ -192,9 +193,9 @@ public:
         start(id);
         if (trace) {
             const auto st = n.raft->status();
-            trace("restart " + std::to_string(id) + " term " + std::to_string(st.hard.term) + " vote " +
-                  std::to_string(st.hard.vote) + " commit " + std::to_string(st.hard.commit) +
-                  " last " + std::to_string(st.last_index));
+            trace("restart " + std::to_string(id) + " term " + std::to_string(st.hard.term) +
+                  " vote " + std::to_string(st.hard.vote) + " commit " +
+                  std::to_string(st.hard.commit) + " last " + std::to_string(st.last_index));
         }
     }
 
@@ -361,7 +362,8 @@ private:
                      std::to_string(rd.entries.back().term) + ")";
             if (rd.hard)
                 t += " hard{term " + std::to_string(rd.hard->term) + " vote " +
-                     std::to_string(rd.hard->vote) + " commit " + std::to_string(rd.hard->commit) + "}";
+                     std::to_string(rd.hard->vote) + " commit " + std::to_string(rd.hard->commit) +
+                     "}";
             if (rd.soft)
                 t += " now " + std::string(core::to_string(rd.soft->role)) + " (leader " +
                      std::to_string(rd.soft->leader) + ")";
@@ -439,8 +441,8 @@ private:
     static std::string describe(const message& m) {
         std::string t = std::to_string(m.from) + "->" + std::to_string(m.to) + " " +
                         std::string(to_string(m.type)) + " term " + std::to_string(m.term) +
-                        " index " + std::to_string(m.index) + " log_term " + std::to_string(m.log_term) +
-                        " commit " + std::to_string(m.commit);
+                        " index " + std::to_string(m.index) + " log_term " +
+                        std::to_string(m.log_term) + " commit " + std::to_string(m.commit);
         if (!m.entries.empty())
             t += " entries " + std::to_string(m.entries.front().index) + ".." +
                  std::to_string(m.entries.back().index);
@@ -467,8 +469,10 @@ private:
             }
             const auto& log = r.log();
             if (fresh) {
-                for (auto c = commit_terms_.lower_bound(log.first_index()); c != commit_terms_.end(); ++c) {
-                    if (c->second.committed_in < r.term() && log.term(c->first) != c->second.entry_term)
+                for (auto c = commit_terms_.lower_bound(log.first_index());
+                     c != commit_terms_.end(); ++c) {
+                    if (c->second.committed_in < r.term() &&
+                        log.term(c->first) != c->second.entry_term)
                         return fail(describe(*n, "leader of term " + std::to_string(r.term()) +
                                                      " lacks entry " + std::to_string(c->first) +
                                                      " committed in term " +
@@ -489,7 +493,8 @@ private:
             if (auto old = n.store.term(e.index); old && *old != e.term) {
                 auto c = committed_.find(e.index);
                 if (c != committed_.end() && c->second.term == *old)
-                    return fail(describe(n, "overwrote committed entry " + std::to_string(e.index)));
+                    return fail(
+                        describe(n, "overwrote committed entry " + std::to_string(e.index)));
             }
             term_t prev = 0;
             if (&e != ents.data()) {
@@ -521,7 +526,8 @@ private:
             return;
         }
         if (!durable_on_quorum(e))
-            fail(describe(n, "entry " + std::to_string(e.index) + " committed but not durable on a quorum"));
+            fail(describe(
+                n, "entry " + std::to_string(e.index) + " committed but not durable on a quorum"));
     }
 
     bool durable_on_quorum(const entry& e) const {
@@ -539,7 +545,8 @@ private:
     bool check_committed_durable(const std::string& when) {
         for (const auto& [i, e] : committed_) {
             if (!durable_on_quorum(e)) {
-                fail("committed entry " + std::to_string(i) + " no longer durable on a quorum after " + when);
+                fail("committed entry " + std::to_string(i) +
+                     " no longer durable on a quorum after " + when);
                 return false;
             }
         }

@@ -17,17 +17,17 @@ namespace craft::testing {
 /// Parameters of one random schedule.
 struct schedule_options {
     std::uint64_t seed = 1;
-    std::size_t nodes = 0;              ///< 0: 3 or 5, chosen by the seed.
-    sim_time fault_time = 6'000'000;    ///< Faulty phase (virtual us).
-    sim_time settle_limit = 20'000'000; ///< Liveness bound once faults stop (virtual us).
-    bool verbose = false;               ///< Narrate events to `log`.
-    bool trace = false;                 ///< Also log every delivery and write (very long).
+    std::size_t nodes = 0;               ///< 0: 3 or 5, chosen by the seed.
+    sim_time fault_time = 6'000'000;     ///< Faulty phase (virtual us).
+    sim_time settle_limit = 20'000'000;  ///< Liveness bound once faults stop (virtual us).
+    bool verbose = false;                ///< Narrate events to `log`.
+    bool trace = false;                  ///< Also log every delivery and write (very long).
 };
 
 /// Outcome of one schedule.
 struct schedule_result {
     bool passed = false;
-    std::string failure;      ///< Invariant or liveness failure ("" when passed).
+    std::string failure;  ///< Invariant or liveness failure ("" when passed).
     std::uint64_t proposals = 0;
     index_t committed = 0;
     std::uint64_t messages = 0;
@@ -62,13 +62,13 @@ inline schedule_result run_schedule(const schedule_options& so) {
         if (so.verbose) res.log.push_back("t=" + std::to_string(c.now()) + "us " + s);
     };
     if (so.trace) c.trace = say;
-    say("nodes=" + std::to_string(co.nodes) + " snapshot_every=" + std::to_string(co.snapshot_every) +
-        " max_entries=" + std::to_string(co.max_entries_per_message) +
-        " max_inflight=" + std::to_string(co.max_inflight_messages) +
-        " disk_max=" + std::to_string(co.disk_max) + "us" +
-        " pre_vote=" + std::to_string(co.pre_vote) + " check_quorum=" + std::to_string(co.check_quorum) +
-        " drop=" + std::to_string(nf.drop) + " dup=" + std::to_string(nf.duplicate) +
-        " long_delay=" + std::to_string(nf.long_delay));
+    say("nodes=" + std::to_string(co.nodes) +
+        " snapshot_every=" + std::to_string(co.snapshot_every) +
+        " max_entries=" + std::to_string(co.max_entries_per_message) + " max_inflight=" +
+        std::to_string(co.max_inflight_messages) + " disk_max=" + std::to_string(co.disk_max) +
+        "us" + " pre_vote=" + std::to_string(co.pre_vote) +
+        " check_quorum=" + std::to_string(co.check_quorum) + " drop=" + std::to_string(nf.drop) +
+        " dup=" + std::to_string(nf.duplicate) + " long_delay=" + std::to_string(nf.long_delay));
 
     std::set<std::string> pending;  // proposed but not yet seen committed
     std::uint64_t next_value = 0;
@@ -164,8 +164,7 @@ inline schedule_result run_schedule(const schedule_options& so) {
         client_step(false);
         c.run_for(step);
         bool converged = pending.empty() && c.leader().has_value();
-        for (node_id id : c.ids())
-            converged = converged && c.at(id).applied == c.max_committed();
+        for (node_id id : c.ids()) converged = converged && c.at(id).applied == c.max_committed();
         if (converged) {
             live = true;
             break;
@@ -184,11 +183,11 @@ inline schedule_result run_schedule(const schedule_options& so) {
                       std::to_string(c.max_committed());
         for (node_id id : c.ids()) {
             const auto st = c.at(id).raft->status();
-            res.failure += "; node " + std::to_string(id) + ": " +
-                           std::string(core::to_string(st.soft.role)) + " term " +
-                           std::to_string(st.hard.term) + " commit " + std::to_string(st.hard.commit) +
-                           " applied " + std::to_string(c.at(id).applied) + " last " +
-                           std::to_string(st.last_index);
+            res.failure +=
+                "; node " + std::to_string(id) + ": " + std::string(core::to_string(st.soft.role)) +
+                " term " + std::to_string(st.hard.term) + " commit " +
+                std::to_string(st.hard.commit) + " applied " + std::to_string(c.at(id).applied) +
+                " last " + std::to_string(st.last_index);
         }
     }
     res.passed = res.failure.empty();

@@ -22,11 +22,11 @@ using sim_time = std::uint64_t;
 
 /// How unreliable the simulated network is.
 struct network_faults {
-    double drop = 0.0;             ///< Probability a message is lost.
-    double duplicate = 0.0;        ///< Probability a message is delivered twice.
-    sim_time delay_min = 100;      ///< Ordinary one-way latency, lower bound (us).
-    sim_time delay_max = 1'000;    ///< Ordinary one-way latency, upper bound (us).
-    double long_delay = 0.0;       ///< Probability of a long delay (reorders messages).
+    double drop = 0.0;                  ///< Probability a message is lost.
+    double duplicate = 0.0;             ///< Probability a message is delivered twice.
+    sim_time delay_min = 100;           ///< Ordinary one-way latency, lower bound (us).
+    sim_time delay_max = 1'000;         ///< Ordinary one-way latency, upper bound (us).
+    double long_delay = 0.0;            ///< Probability of a long delay (reorders messages).
     sim_time long_delay_max = 200'000;  ///< Upper bound of a long delay (us).
 };
 
@@ -103,7 +103,9 @@ public:
         return static_cast<double>(rng_() >> 11) * 0x1.0p-53 < p;
     }
     /// Uniform in [lo, hi].
-    sim_time uniform(sim_time lo, sim_time hi) { return hi <= lo ? lo : lo + rng_.below(hi - lo + 1); }
+    sim_time uniform(sim_time lo, sim_time hi) {
+        return hi <= lo ? lo : lo + rng_.below(hi - lo + 1);
+    }
 
 private:
     struct in_flight {
