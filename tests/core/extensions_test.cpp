@@ -193,20 +193,9 @@ TEST_CASE("batching: an append carries many entries, bounded by count and by byt
     SUBCASE("by count") {
         auto o = opts(1, {1, 2});
         o.max_entries_per_message = 10;
-        peer leader(o);
-        leader.node->campaign();
-        leader.flush();
-        auto v = msg(message_type::vote_response, 2, 1, 1);
-        leader.node->step(v);
-        leader.flush();
-        REQUIRE(leader.r().role() == role::leader);
-        // The follower acknowledges the no-op, moving it to replicate.
-        auto ack = msg(message_type::append_response, 2, 1, 1);
-        ack.index = 1;
-        leader.node->step(ack);
-        leader.flush();
-        leader.node->propose(std::vector<entry>(35));
-        auto app = of_type(leader.flush(), message_type::append);
+        auto leader = replicating_leader(o);
+        leader->node->propose(std::vector<entry>(35));
+        auto app = of_type(leader->flush(), message_type::append);
         REQUIRE(app.size() == 4);  // 10 + 10 + 10 + 5, pipelined
         CHECK(app[0].entries.size() == 10);
         CHECK(app[3].entries.size() == 5);
@@ -214,19 +203,11 @@ TEST_CASE("batching: an append carries many entries, bounded by count and by byt
     SUBCASE("by bytes") {
         auto o = opts(1, {1, 2});
         o.max_bytes_per_message = 3000;
-        peer leader(o);
-        leader.node->campaign();
-        leader.flush();
-        leader.node->step(msg(message_type::vote_response, 2, 1, 1));
-        leader.flush();
-        auto ack = msg(message_type::append_response, 2, 1, 1);
-        ack.index = 1;
-        leader.node->step(ack);
-        leader.flush();
+        auto leader = replicating_leader(o);
         std::vector<entry> b(10);
         for (auto& e : b) e.data = shared_bytes(std::string(1000, 'x'));
-        leader.node->propose(std::move(b));
-        auto app = of_type(leader.flush(), message_type::append);
+        leader->node->propose(std::move(b));
+        auto app = of_type(leader->flush(), message_type::append);
         REQUIRE(app.size() >= 4);
         for (const auto& m : app) CHECK(m.entries.size() <= 2);
     }
@@ -236,21 +217,14 @@ TEST_CASE("pipelining: inflight appends are bounded and freed by acknowledgement
     auto o = opts(1, {1, 2});
     o.max_entries_per_message = 1;
     o.max_inflight_messages = 3;
-    peer leader(o);
-    leader.node->campaign();
-    leader.flush();
-    leader.node->step(msg(message_type::vote_response, 2, 1, 1));
-    leader.flush();
-    auto ack = msg(message_type::append_response, 2, 1, 1);
-    ack.index = 1;
-    leader.node->step(ack);
-    leader.flush();
-    leader.node->propose(std::vector<entry>(10));
-    auto app = of_type(leader.flush(), message_type::append);
+    auto leader = replicating_leader(o);
+    leader->node->propose(std::vector<entry>(10));
+    auto app = of_type(leader->flush(), message_type::append);
     CHECK(app.size() == 3);  // the window is full
-    ack.index = 3;           // acknowledges two of them
-    leader.node->step(ack);
-    app = of_type(leader.flush(), message_type::append);
+    auto ack = msg(message_type::append_response, 2, 1, 1);
+    ack.index = 3;  // acknowledges two of them
+    leader->node->step(ack);
+    app = of_type(leader->flush(), message_type::append);
     CHECK(app.size() == 2);
 }
 

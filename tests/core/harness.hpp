@@ -126,14 +126,6 @@ struct net {
     }
 };
 
-/// Messages of one type in `ms`.
-inline std::vector<message> of_type(const std::vector<message>& ms, message_type t) {
-    std::vector<message> out;
-    std::copy_if(ms.begin(), ms.end(), std::back_inserter(out),
-                 [&](const message& m) { return m.type == t; });
-    return out;
-}
-
 /// A message from `from` to `to` of `type` in `term` (other fields by the caller).
 inline message msg(message_type type, node_id from, node_id to, term_t term) {
     message m;
@@ -142,6 +134,32 @@ inline message msg(message_type type, node_id from, node_id to, term_t term) {
     m.to = to;
     m.term = term;
     return m;
+}
+
+/// Node 1 of the cluster {1, 2}, elected in term 1, with node 2 acknowledging the no-op, so
+/// node 2 is in replicate state (pipelining) when the test starts.
+inline std::unique_ptr<peer> replicating_leader(core::options o) {
+    o.id = 1;
+    o.voters = {1, 2};
+    auto leader = std::make_unique<peer>(o);
+    leader->node->campaign();
+    leader->flush();
+    leader->node->step(msg(message_type::vote_response, 2, 1, 1));
+    leader->flush();
+    REQUIRE(leader->r().role() == role::leader);
+    auto ack = msg(message_type::append_response, 2, 1, 1);
+    ack.index = 1;
+    leader->node->step(ack);
+    leader->flush();
+    return leader;
+}
+
+/// Messages of one type in `ms`.
+inline std::vector<message> of_type(const std::vector<message>& ms, message_type t) {
+    std::vector<message> out;
+    std::copy_if(ms.begin(), ms.end(), std::back_inserter(out),
+                 [&](const message& m) { return m.type == t; });
+    return out;
 }
 
 }  // namespace craft::test

@@ -314,36 +314,21 @@ TEST_CASE("5.3 a leader never overwrites or deletes entries in its own log") {
 // ---- 5.4 Safety -----------------------------------------------------------------------------
 
 TEST_CASE("5.4.1 a voter denies its vote to a candidate whose log is less up to date") {
-    SUBCASE("by last term") {
-        peer p(opts(3, {1, 2, 3}), {1, 2}, 2);
+    // The voter's log has the given terms; the candidate's last entry is (index, log_term).
+    auto granted = [](std::vector<term_t> voter_log, index_t index, term_t log_term) {
+        peer p(opts(3, {1, 2, 3}), voter_log, 2);
         auto m = msg(message_type::vote, 1, 3, 3);
-        m.index = 5;
-        m.log_term = 1;  // longer, but an older last term
+        m.index = index;
+        m.log_term = log_term;
         p.node->step(m);
         auto r = of_type(p.flush(), message_type::vote_response);
         REQUIRE(r.size() == 1);
-        CHECK(r[0].reject);
-    }
-    SUBCASE("by length within the same last term") {
-        peer p(opts(3, {1, 2, 3}), {1, 2, 2}, 2);
-        auto m = msg(message_type::vote, 1, 3, 3);
-        m.index = 2;
-        m.log_term = 2;
-        p.node->step(m);
-        auto r = of_type(p.flush(), message_type::vote_response);
-        REQUIRE(r.size() == 1);
-        CHECK(r[0].reject);
-    }
-    SUBCASE("an at-least-as-up-to-date log gets the vote") {
-        peer p(opts(3, {1, 2, 3}), {1, 2, 2}, 2);
-        auto m = msg(message_type::vote, 1, 3, 3);
-        m.index = 3;
-        m.log_term = 2;
-        p.node->step(m);
-        auto r = of_type(p.flush(), message_type::vote_response);
-        REQUIRE(r.size() == 1);
-        CHECK_FALSE(r[0].reject);
-    }
+        return !r[0].reject;
+    };
+    CHECK_FALSE(granted({1, 2}, 5, 1));     // longer, but an older last term
+    CHECK_FALSE(granted({1, 2, 2}, 2, 2));  // same last term, shorter
+    CHECK(granted({1, 2, 2}, 3, 2));        // as up to date
+    CHECK(granted({1, 2, 2}, 1, 3));        // newer last term, even if shorter
 }
 
 TEST_CASE("5.4.2 a leader does not commit an entry of an earlier term by counting replicas") {
