@@ -54,7 +54,7 @@ craft_ensure_packages() {
 # Configures the main build tree (build/) the same way for every script, so they share it.
 craft_configure_main_build() {
     cmake -S "$CRAFT_ROOT" -B "$CRAFT_ROOT/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-        -DCRAFT_SANITIZE= -DCRAFT_SIM_SEEDS="${CRAFT_SIM_SEEDS:-2000}"
+        -DCRAFT_SANITIZE= -DCRAFT_SIM_SEEDS="${CRAFT_SIM_SEEDS:-10000}"
 }
 
 # Prints, NUL-separated, the C++ sources clang-format owns: tracked or new (not ignored) *.hpp and
