@@ -37,6 +37,7 @@ struct progress {
     bool probe_sent = false;        ///< In probe: a message is outstanding.
     index_t pending_snapshot = 0;   ///< In snapshot: the snapshot's index.
     index_t commit_sent = 0;        ///< Highest commit index told to the follower.
+    index_t commit_known = 0;       ///< Highest commit index the follower said it knows.
     std::uint64_t last_active = 0;  ///< Tick at which the follower last answered.
     std::uint64_t last_sent = 0;    ///< Tick at which an append was last sent.
     bool learner = false;

@@ -92,7 +92,8 @@ public:
         if (role_ == role::leader) {
             tick_leader();
         } else {
-            ++election_elapsed_;
+            // Saturates: a learner or removed node may never campaign nor hear a leader.
+            if (election_elapsed_ < max_elapsed) ++election_elapsed_;
             if (promotable() && election_elapsed_ >= randomized_timeout_) {
                 election_elapsed_ = 0;
                 hup();
@@ -107,6 +108,7 @@ public:
 
     /// Handles a message from another node.
     void step(const message& m) {
+        if (!well_formed(m)) return;  // never trust the network with our invariants
         if (m.term > term_) {
             const bool vote_request =
                 m.type == message_type::vote || m.type == message_type::pre_vote;
@@ -124,7 +126,12 @@ public:
             } else if (from_leader(m.type)) {
                 become_follower(m.term, m.from);
             } else {
+                const int elapsed = election_elapsed_;
                 become_follower(m.term, no_node);
+                // Paper, Figure 2: only hearing a leader or granting a vote restarts the
+                // election timer. Hopeless candidates (stale logs) taking turns must not keep
+                // the up-to-date node from ever timing out and campaigning.
+                if (m.type == message_type::vote) election_elapsed_ = elapsed;
             }
         } else if (m.term < term_) {
             if (from_leader(m.type)) {
@@ -143,6 +150,14 @@ public:
         switch (m.type) {
         case message_type::vote:
         case message_type::pre_vote: handle_vote_request(m); return;
+        case message_type::vote_response:
+        case message_type::pre_vote_response:
+            // A voter knows entries up to `commit` are committed; if our log holds the same
+            // entry there, so is our prefix (log matching). This lets a node stuck in a joint
+            // configuration learn that it was left, when the only voter it needs was removed.
+            if (m.commit > log_.committed() && log_.match_term(m.commit, m.log_term))
+                log_.commit_to(m.commit);
+            break;
         default: break;
         }
         switch (role_) {
@@ -162,8 +177,12 @@ public:
         if (opt_.max_uncommitted_bytes != 0 && uncommitted_bytes_ != 0 &&
             uncommitted_bytes_ + bytes > opt_.max_uncommitted_bytes)
             return {.error = errc::proposal_dropped, .leader = id()};
+        std::size_t changes = 0;
         for (const auto& e : batch) {
             if (e.type != entry_type::configuration) continue;
+            // One change at a time: each is checked against the configuration in force, so a
+            // second one in the same batch could skip the joint step.
+            if (++changes > 1) return {.error = errc::config_invalid, .leader = id()};
             if (pending_conf_index_ > log_.applied())
                 return {.error = errc::config_pending, .leader = id()};
             auto c = decode_configuration(e.data);
@@ -243,6 +262,15 @@ public:
         if (auto* pr = find_progress(id()); pr && pr->maybe_update(i)) maybe_commit();
     }
 
+    /// The hard state `hs` is durable: a candidate that already won on its own vote leads.
+    void on_hard_state_persisted(const hard_state& hs) {
+        if (!self_win_pending_ || role_ != role::candidate || hs.term != term_ || hs.vote != id())
+            return;
+        self_win_pending_ = false;
+        become_leader();
+        broadcast_append();
+    }
+
     /// The pending snapshot at `i` is durable and loaded into the state machine.
     void on_snapshot_persisted(index_t i) {
         log_.stable_snapshot_to(i);
@@ -257,31 +285,14 @@ public:
         c->index = e.index;
         set_configuration(*c);
         if (role_ != role::leader) return;
-        if (conf_.joint()) {
-            // Leave the joint configuration as soon as it is in force (dissertation 4.3).
-            configuration leave = conf_;
-            leave.voters_outgoing.clear();
-            leave.index = 0;
-            std::vector<entry> batch(1);
-            batch[0].type = entry_type::configuration;
-            batch[0].data = encode_configuration(leave);
-            const index_t at = log_.last_index() + 1;
-            batch[0].term = term_;
-            batch[0].index = at;
-            pending_conf_index_ = at;
-            log_.append(batch);
-            broadcast_append();
-        } else if (!conf_.is_voter(id())) {
-            become_follower(term_, no_node);  // removed: hand over by letting others elect
-        } else {
-            maybe_commit();
-        }
+        maybe_commit();
+        maybe_step_down_removed();
     }
 
     /// Committed entries were handed out up to `i`.
     void on_applied(index_t i) {
-        if (i <= log_.applied()) return;
-        log_.applied_to(i);
+        if (i > log_.applied()) log_.applied_to(i);
+        maybe_leave_joint();
     }
 
     /// Moves out the messages to send at once (leader replication traffic).
@@ -357,6 +368,35 @@ private:
         }
     }
 
+    /// A leader removed from the configuration keeps replicating, without counting itself,
+    /// until a quorum of the new configuration knows the change is committed; only then can
+    /// they elect a leader without it. Stepping down earlier could leave them in a joint
+    /// configuration that needs this node's vote, which it no longer casts for itself.
+    void maybe_step_down_removed() {
+        if (role_ != role::leader || conf_.joint() || conf_.is_voter(id())) return;
+        const bool known = joint_vote(conf_, [&](node_id n) -> std::optional<bool> {
+                               auto it = prs_.find(n);
+                               return it != prs_.end() && it->second.commit_known >= conf_.index;
+                           }) == vote_result::won;
+        if (known) become_follower(term_, no_node);
+    }
+
+    /// A leader leaves a joint configuration as soon as no other change is pending: the
+    /// one that entered it (dissertation 4.3), or a predecessor's if it was elected meanwhile.
+    void maybe_leave_joint() {
+        if (role_ != role::leader || !conf_.joint() || pending_conf_index_ > log_.applied()) return;
+        configuration leave = conf_;
+        leave.voters_outgoing.clear();
+        std::vector<entry> batch(1);
+        batch[0].type = entry_type::configuration;
+        batch[0].data = encode_configuration(leave);
+        batch[0].term = term_;
+        batch[0].index = log_.last_index() + 1;
+        pending_conf_index_ = batch[0].index;
+        log_.append(batch);
+        broadcast_append();
+    }
+
     [[nodiscard]] bool promotable() const {
         return conf_.is_voter(id()) && !log_.unstable().pending_snapshot();
     }
@@ -380,6 +420,7 @@ private:
             opt_.election_tick +
             static_cast<int>(rng_.below(static_cast<std::uint64_t>(opt_.election_tick)));
         votes_.clear();
+        self_win_pending_ = false;
         const index_t next = log_.last_index() + 1;
         for (auto& [nid, pr] : prs_) {
             const bool learner = pr.learner;
@@ -452,12 +493,12 @@ private:
             t = term_;
         }
         if (poll(id(), true) == vote_result::won) {
-            // A single-voter cluster wins at once.
+            // A single voter wins on its own vote, but may lead only once that vote and its
+            // term are durable: a crash before that could let it vote again in the same term.
             if (kind == message_type::pre_vote) {
                 campaign(message_type::vote);
             } else {
-                become_leader();
-                broadcast_append();
+                self_win_pending_ = true;
             }
             return;
         }
@@ -486,14 +527,22 @@ private:
             pre ? message_type::pre_vote_response : message_type::vote_response;
         const bool can_vote =
             vote_ == m.from || (vote_ == no_node && lead_ == no_node) || (pre && m.term > term_);
+        // Either way, share how far the candidate's log is known committed (see step()).
+        const index_t c = std::min(log_.committed(), m.index);
+        const term_t ct = log_.term(c).value_or(0);
         if (can_vote && log_.is_up_to_date(m.index, m.log_term)) {
-            send({.type = resp, .to = m.from, .term = m.term});
+            send({.type = resp, .to = m.from, .term = m.term, .log_term = ct, .commit = c});
             if (!pre) {
                 election_elapsed_ = 0;
                 vote_ = m.from;
             }
         } else {
-            send({.type = resp, .to = m.from, .term = term_, .reject = true});
+            send({.type = resp,
+                  .to = m.from,
+                  .term = term_,
+                  .log_term = ct,
+                  .commit = c,
+                  .reject = true});
         }
     }
 
@@ -556,9 +605,11 @@ private:
     void broadcast_heartbeat(std::uint64_t context) {
         for (auto& [nid, pr] : prs_) {
             if (nid == id()) continue;
-            // A follower that just received an append already heard from us this interval.
+            // A follower that got an append within the last interval already heard from us: it
+            // goes at most two intervals without a message, still below the election timeout.
             if (context == 0 && pr.state == replication_state::replicate &&
-                ticks_ - pr.last_sent < static_cast<std::uint64_t>(opt_.heartbeat_tick))
+                ticks_ - pr.last_sent <= static_cast<std::uint64_t>(opt_.heartbeat_tick) &&
+                opt_.election_tick > 2 * opt_.heartbeat_tick)
                 continue;
             const index_t commit = std::min(pr.match, log_.committed());
             pr.commit_sent = std::max(pr.commit_sent, commit);
@@ -660,6 +711,9 @@ private:
         case message_type::append_response:
             if (!pr) return;
             pr->last_active = ticks_;
+            pr->commit_known = std::max(pr->commit_known, m.commit);
+            maybe_step_down_removed();
+            if (role_ != role::leader) return;
             if (m.reject) {
                 index_t next_probe = m.reject_hint;
                 if (m.log_term > 0)
@@ -689,6 +743,9 @@ private:
         case message_type::heartbeat_response:
             if (!pr) return;
             pr->last_active = ticks_;
+            pr->commit_known = std::max(pr->commit_known, m.commit);
+            maybe_step_down_removed();
+            if (role_ != role::leader) return;
             pr->probe_sent = false;
             if (pr->state == replication_state::replicate && pr->window.full())
                 pr->window.free_first_one();
@@ -706,6 +763,24 @@ private:
     }
 
     // ---- follower and candidates --------------------------------------------------------
+
+    /// Rejects messages no correct peer sends: from ourselves or nobody, or carrying entries
+    /// that are not contiguous after (`index`, `log_term`) with terms between `log_term` and
+    /// the message's term.
+    [[nodiscard]] bool well_formed(const message& m) const {
+        if (m.from == no_node || m.from == id() || (m.to != id() && m.to != no_node)) return false;
+        if (m.type == message_type::snapshot && (m.snap.index == 0 || m.snap.term > m.term))
+            return false;
+        if (m.entries.empty()) return true;
+        if (m.type != message_type::append) return false;
+        index_t expect = m.index + 1;
+        term_t prev = m.log_term;
+        for (const auto& e : m.entries) {
+            if (e.index != expect++ || e.term < prev || e.term > m.term) return false;
+            prev = e.term;
+        }
+        return true;
+    }
 
     static bool from_leader(message_type t) {
         return t == message_type::append || t == message_type::heartbeat ||
@@ -791,8 +866,11 @@ private:
             return;
         }
         if (log_.match_term(s.index, s.term)) {
-            // Our log already holds the snapshot's last entry: keep the suffix.
+            // Our log already holds the snapshot's last entry: keep the suffix, but vouch
+            // only for what is committed; the tail beyond it is unverified.
             log_.commit_to(s.index);
+            send({.type = message_type::append_response, .to = m.from, .index = log_.committed()});
+            return;
         } else {
             log_.restore({s, m.snap_data});
             configuration c = s.conf;
@@ -810,6 +888,9 @@ private:
             m.type == message_type::vote || m.type == message_type::pre_vote ||
             m.type == message_type::vote_response || m.type == message_type::pre_vote_response;
         if (!sets_own_term) m.term = term_;
+        // Answers tell the leader how far we know the log is committed.
+        if (m.type == message_type::append_response || m.type == message_type::heartbeat_response)
+            m.commit = log_.committed();
         // A leader's replication traffic goes out at once, in parallel with its own sync.
         // Everything else reflects state that must be durable first (votes, acknowledgements).
         const bool now = m.type == message_type::append || m.type == message_type::heartbeat ||
@@ -829,7 +910,9 @@ private:
     std::uint64_t conf_version_ = 0;
     std::map<node_id, progress> prs_;
     std::map<node_id, bool> votes_;
+    bool self_win_pending_ = false;
     std::uint64_t ticks_ = 0;
+    static constexpr int max_elapsed = 1 << 30;
     int election_elapsed_ = 0;
     int heartbeat_elapsed_ = 0;
     int randomized_timeout_ = 0;

@@ -116,6 +116,7 @@ public:
         if (!rd.entries.empty()) pending_.last = {rd.entries.back().index, rd.entries.back().term};
         if (rd.snap) pending_.snap_index = rd.snap->meta.index;
         if (!rd.committed.empty()) pending_.applied = rd.committed.back().index;
+        pending_.hard = rd.hard;
         prev_soft_ = ss;
         prev_hard_ = r_.hard();
         prev_conf_version_ = r_.conf_version();
@@ -131,6 +132,7 @@ public:
         if (pending_.snap_index) r_.on_snapshot_persisted(*pending_.snap_index);
         if (pending_.last) r_.on_persisted(pending_.last->first, pending_.last->second);
         if (pending_.applied) r_.on_applied(*pending_.applied);
+        if (pending_.hard) r_.on_hard_state_persisted(*pending_.hard);
     }
 
     [[nodiscard]] node_status status() const {
@@ -155,6 +157,7 @@ private:
         std::optional<std::pair<index_t, term_t>> last;
         std::optional<index_t> snap_index;
         std::optional<index_t> applied;
+        std::optional<hard_state> hard;
     };
     raft<Storage> r_;
     hard_state prev_hard_;

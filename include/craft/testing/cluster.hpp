@@ -162,11 +162,15 @@ public:
         pump();
         return r;
     }
-    /// Asks node `id` for a read point tagged `context`.
+    /// Asks node `id` for a linearizable read point tagged `context` (unique per node). When
+    /// it arrives (in `node::reads`), it is checked to cover every entry committed before the
+    /// request was made.
     core::errc read_index(node_id id, std::uint64_t context) {
         node& n = at(id);
         if (!n.up) return core::errc::no_leader;
+        reads_[{id, context}] = global_commit();
         auto e = n.raft->read_index(context);
+        if (e != core::errc::ok) reads_.erase({id, context});
         pump();
         return e;
     }
@@ -182,6 +186,7 @@ public:
         n.raft.reset();
         n.sm.reset();
         n.reads.clear();
+        std::erase_if(reads_, [&](const auto& kv) { return kv.first.first == id; });
         check_committed_durable("crash of node " + std::to_string(id));
     }
     /// Restarts a crashed node from its durable state.
@@ -265,6 +270,13 @@ public:
     bool verify_durability() { return check_committed_durable("explicit check"); }
 
 private:
+    /// What the checker knows of a committed index.
+    struct commit_info {
+        term_t entry_term = 0;                      ///< Term of the committed entry.
+        term_t committed_in = 0;                    ///< Term of the leader that committed it.
+        std::shared_ptr<const configuration> conf;  ///< The configuration it was committed under.
+    };
+
     // ---- node lifecycle -----------------------------------------------------------------
 
     void start(node_id id) {
@@ -320,6 +332,7 @@ private:
 
     /// Moves every node's ready batches along (sends, disk writes, applies) at `now_`.
     void pump() {
+        check_leaders();  // before any ready batch switches a configuration
         bool progress = true;
         while (progress && ok()) {
             progress = false;
@@ -384,8 +397,20 @@ private:
             n.last_snapshot = rd.snap->meta.index;
         }
         apply(n, rd.committed);
-        for (const auto& r : rd.read_states) n.reads.push_back(r);
+        for (const auto& r : rd.read_states) {
+            auto it = reads_.find({n.id, r.context});
+            if (it != reads_.end()) {
+                if (r.index < it->second)
+                    return fail(describe(
+                        n, "read " + std::to_string(r.context) + " got read point " +
+                               std::to_string(r.index) + " but " + std::to_string(it->second) +
+                               " was committed before it was issued (stale read)"));
+                reads_.erase(it);
+            }
+            n.reads.push_back(r);
+        }
         n.raft->advance();
+        check_leaders();  // the leader's own sync may have advanced its commit
         maybe_snapshot(n);
     }
 
@@ -479,10 +504,19 @@ private:
                                                      std::to_string(c->second.committed_in)));
                 }
             }
-            // Record what this leader commits, and in which term.
+            // Record what this leader commits, in which term and under which configuration;
+            // each newly committed entry must be durable on a quorum of that configuration.
             const index_t from = commit_terms_.empty() ? 0 : commit_terms_.rbegin()->first;
-            for (index_t i = std::max(from + 1, log.first_index()); i <= log.committed(); ++i)
-                commit_terms_.try_emplace(i, commit_info{log.term(i).value_or(0), r.term()});
+            if (log.committed() <= from) continue;
+            if (!last_conf_ || !(*last_conf_ == r.conf()))
+                last_conf_ = std::make_shared<const configuration>(r.conf());
+            for (index_t i = std::max(from + 1, log.first_index()); i <= log.committed(); ++i) {
+                commit_info ci{log.term(i).value_or(0), r.term(), last_conf_};
+                if (!durable_on_quorum(i, ci))
+                    return fail(describe(*n, "entry " + std::to_string(i) +
+                                                 " committed but not durable on a quorum"));
+                commit_terms_.emplace(i, std::move(ci));
+            }
         }
     }
 
@@ -520,31 +554,33 @@ private:
     /// must be durable on a quorum.
     void record_committed(const node& n, const entry& e) {
         auto [it, fresh] = committed_.try_emplace(e.index, e);
-        if (!fresh) {
-            if (it->second.term != e.term || !(it->second.data == e.data))
-                fail(describe(n, "applied a different entry at index " + std::to_string(e.index)));
-            return;
-        }
-        if (!durable_on_quorum(e))
-            fail(describe(
-                n, "entry " + std::to_string(e.index) + " committed but not durable on a quorum"));
+        if (!fresh && (it->second.term != e.term || !(it->second.data == e.data)))
+            fail(describe(n, "applied a different entry at index " + std::to_string(e.index)));
     }
 
-    bool durable_on_quorum(const entry& e) const {
-        std::size_t count = 0;
-        for (const auto& [id, n] : nodes_) {
-            if (e.index <= n->store.snapshot_meta().index) {
-                ++count;  // covered by a durable snapshot
-            } else if (n->store.term(e.index) == e.term) {
-                ++count;
-            }
-        }
-        return count * 2 > nodes_.size();
+    /// True when entry `i` is durable on a quorum (both halves when joint) of the
+    /// configuration that committed it.
+    bool durable_on_quorum(index_t i, const commit_info& ci) const {
+        auto holds = [&](node_id id) -> std::optional<bool> {
+            auto it = nodes_.find(id);
+            if (it == nodes_.end()) return false;
+            const auto& store = it->second->store;
+            // A durable snapshot covers everything up to its index.
+            return i <= store.snapshot_meta().index || store.term(i) == ci.entry_term;
+        };
+        return core::joint_vote(*ci.conf, holds) == core::vote_result::won;
+    }
+
+    /// Highest index known committed anywhere (by a leader, or applied by any node).
+    [[nodiscard]] index_t global_commit() const {
+        index_t c = max_committed();
+        if (!commit_terms_.empty()) c = std::max(c, commit_terms_.rbegin()->first);
+        return c;
     }
 
     bool check_committed_durable(const std::string& when) {
-        for (const auto& [i, e] : committed_) {
-            if (!durable_on_quorum(e)) {
+        for (const auto& [i, ci] : commit_terms_) {
+            if (!durable_on_quorum(i, ci)) {
                 fail("committed entry " + std::to_string(i) +
                      " no longer durable on a quorum after " + when);
                 return false;
@@ -562,11 +598,9 @@ private:
     std::map<term_t, node_id> leaders_;
     std::map<std::pair<index_t, term_t>, std::pair<entry, term_t>> by_position_;
     std::map<index_t, entry> committed_;
-    struct commit_info {
-        term_t entry_term = 0;
-        term_t committed_in = 0;
-    };
     std::map<index_t, commit_info> commit_terms_;
+    std::shared_ptr<const configuration> last_conf_;
+    std::map<std::pair<node_id, std::uint64_t>, index_t> reads_;  // pending: commit at issue
     std::string violation_;
 };
 

@@ -29,6 +29,7 @@ struct schedule_result {
     bool passed = false;
     std::string failure;  ///< Invariant or liveness failure ("" when passed).
     std::uint64_t proposals = 0;
+    std::uint64_t reads = 0;
     index_t committed = 0;
     std::uint64_t messages = 0;
     std::vector<std::string> log;  ///< Narration, when verbose.
@@ -73,6 +74,7 @@ inline schedule_result run_schedule(const schedule_options& so) {
     std::set<std::string> pending;  // proposed but not yet seen committed
     std::uint64_t next_value = 0;
     std::set<node_id> down;
+    std::uint64_t read_context = 0;
 
     auto client_step = [&](bool add_new) {
         // A client keeps retrying its values until it sees them committed.
@@ -87,6 +89,12 @@ inline schedule_result run_schedule(const schedule_options& so) {
         for (const auto& v : pending) {
             ++res.proposals;
             if (!c.propose(v).ok()) break;
+        }
+        // A linearizable read on a random node; the cluster checks its read point.
+        const node_id r = c.ids()[pick(c.ids().size())];
+        if (c.at(r).up) {
+            c.read_index(r, ++read_context);
+            ++res.reads;
         }
     };
 
@@ -133,6 +141,18 @@ inline schedule_result run_schedule(const schedule_options& so) {
             c.heal();
             say("heal");
             break;
+        case 7: {
+            // Membership change to a random non-empty subset (through a joint configuration
+            // when more than one voter changes).
+            configuration target;
+            for (node_id id : c.ids())
+                if (chance(60)) target.voters.push_back(id);
+            if (target.voters.empty()) target.voters.push_back(c.ids()[pick(c.ids().size())]);
+            const auto r = c.change_configuration(target);
+            say("change voters to " + std::to_string(target.voters.size()) +
+                " nodes: " + std::string(core::to_string(r.error)));
+            break;
+        }
         case 6:
             // Figure 8 of the paper: leaders crash soon after replicating part of their log.
             if (auto l = c.leader()) {
@@ -160,10 +180,19 @@ inline schedule_result run_schedule(const schedule_options& so) {
     say("faults stop");
     const sim_time deadline = c.now() + so.settle_limit;
     bool live = false;
+    configuration everyone;
+    everyone.voters = c.ids();
     while (c.ok() && c.now() < deadline) {
         client_step(false);
+        // Bring every node back as a voter, so that all must converge.
+        if (auto l = c.leader()) {
+            const auto& conf = c.at(*l).raft->raft_state().conf();
+            if (conf.joint() || conf.voters != everyone.voters) c.change_configuration(everyone);
+        }
         c.run_for(step);
-        bool converged = pending.empty() && c.leader().has_value();
+        bool converged = pending.empty() && c.leader().has_value() &&
+                         c.at(*c.leader()).raft->raft_state().conf().voters == everyone.voters &&
+                         !c.at(*c.leader()).raft->raft_state().conf().joint();
         for (node_id id : c.ids()) converged = converged && c.at(id).applied == c.max_committed();
         if (converged) {
             live = true;
@@ -187,7 +216,14 @@ inline schedule_result run_schedule(const schedule_options& so) {
                 "; node " + std::to_string(id) + ": " + std::string(core::to_string(st.soft.role)) +
                 " term " + std::to_string(st.hard.term) + " commit " +
                 std::to_string(st.hard.commit) + " applied " + std::to_string(c.at(id).applied) +
-                " last " + std::to_string(st.last_index);
+                " last " + std::to_string(st.last_index) + " voters";
+            for (node_id v : st.conf.voters) res.failure += " " + std::to_string(v);
+            if (st.conf.joint()) {
+                res.failure += " (joint with";
+                for (node_id v : st.conf.voters_outgoing) res.failure += " " + std::to_string(v);
+                res.failure += ")";
+            }
+            res.failure += " conf@" + std::to_string(st.conf.index);
         }
     }
     res.passed = res.failure.empty();

@@ -1,0 +1,162 @@
+// Regressions: each case is a bug found by review or by craft_sim, scripted so it stays fixed.
+
+#include <craft/core/conf_codec.hpp>
+
+#include "harness.hpp"
+
+using namespace craft;
+using namespace craft::test;
+
+TEST_SUITE("core") {
+
+TEST_CASE("regression: one batch cannot carry two configuration changes") {
+    // Each was legal against the configuration in force; together they would jump from {1,2}
+    // to {1,4,5} in one step once the first one's leave entry committed.
+    net n(3);
+    n.elect(1);
+    configuration joint;
+    joint.voters = {1, 4, 5};
+    joint.voters_outgoing = {1, 2, 3};
+    configuration simple;
+    simple.voters = {1, 2};
+    std::vector<entry> batch(2);
+    batch[0].type = batch[1].type = entry_type::configuration;
+    batch[0].data = core::encode_configuration(joint);
+    batch[1].data = core::encode_configuration(simple);
+    const index_t before = n[1].r().log().last_index();
+    CHECK(n[1].node->propose(std::move(batch)).error == core::errc::config_invalid);
+    CHECK(n[1].r().log().last_index() == before);
+}
+
+TEST_CASE("regression: a new leader leaves a joint configuration its predecessor entered") {
+    net n(3);
+    for (node_id id : {4, 5}) n.peers.emplace(id, std::make_unique<peer>(opts(id, {})));
+    n.elect(1);
+    configuration target;
+    target.voters = {1, 2, 3, 4, 5};
+    // Every append from 1 carrying the leave entry (index 3) is lost.
+    n.drop = [](const message& m) {
+        if (m.from != 1 || m.type != message_type::append) return false;
+        return std::any_of(m.entries.begin(), m.entries.end(),
+                           [](const entry& e) { return e.index >= 3; });
+    };
+    REQUIRE(n[1].node->propose_configuration(target).ok());
+    n.settle();
+    for (int i = 0; i < 3; ++i) {  // heartbeats carry commit 2 (the joint entry) to 2 and 3
+        n[1].tick();
+        n.settle();
+    }
+    REQUIRE(n[2].r().conf().joint());
+    n.drop = [](const message& m) { return m.from == 1 || m.to == 1; };  // 1 dies
+    n[2].node->campaign();
+    n.settle();
+    REQUIRE(n[2].r().role() == role::leader);
+    for (int i = 0; i < 5; ++i) {
+        n[2].tick();
+        n.settle();
+    }
+    CHECK_FALSE(n[2].r().conf().joint());
+    CHECK(n[2].r().conf().voters == std::vector<node_id>{1, 2, 3, 4, 5});
+}
+
+TEST_CASE("regression: malformed messages are dropped, never trusted") {
+    peer f(opts(2, {1, 2}));
+    SUBCASE("entries not numbered from index + 1") {
+        auto m = msg(message_type::append, 1, 2, 1);
+        m.entries.push_back({1, 5, entry_type::normal, shared_bytes("x")});
+        f.node->step(m);
+    }
+    SUBCASE("entries of a later term than the message") {
+        auto m = msg(message_type::append, 1, 2, 1);
+        m.entries.push_back({7, 1, entry_type::normal, shared_bytes("x")});
+        f.node->step(m);
+    }
+    SUBCASE("a message claiming to come from ourselves") {
+        auto m = msg(message_type::append, 2, 2, 1);
+        m.entries.push_back({1, 1, entry_type::normal, shared_bytes("x")});
+        f.node->step(m);
+    }
+    SUBCASE("a snapshot of a later term than the message") {
+        auto m = msg(message_type::snapshot, 1, 2, 1);
+        m.snap.index = 10;
+        m.snap.term = 5;
+        f.node->step(m);
+    }
+    f.flush();
+    CHECK(f.store->last_index() == 0);
+    CHECK(f.r().term() == 0);
+}
+
+TEST_CASE("regression: a snapshot the follower already holds is acknowledged up to commit") {
+    // Entries 4 and 5 (term 2) came from a deposed leader and were never committed; the
+    // follower must not vouch for them.
+    peer f(opts(3, {1, 2, 3}), {1, 1, 1, 2, 2}, 2);
+    auto s = msg(message_type::snapshot, 1, 3, 3);
+    s.snap.index = 3;
+    s.snap.term = 1;
+    s.snap.conf.voters = {1, 2, 3};
+    f.node->step(s);
+    auto out = f.flush();
+    REQUIRE(out.size() == 1);
+    CHECK(out[0].index == 3);
+    CHECK(f.store->last_index() == 5);  // the suffix is kept for the leader to repair
+}
+
+TEST_CASE("regression: a single voter leads only once its term and vote are durable") {
+    // craft_sim seed 4989: a one-voter configuration elected itself before its new term was
+    // on disk, crashed, came back in the old term and voted for another node in the same term.
+    peer p(opts(1, {1}));
+    p.node->campaign();
+    auto rd = p.node->get_ready();
+    REQUIRE(rd.hard);
+    CHECK(rd.hard->vote == 1);
+    CHECK(p.r().role() == role::candidate);  // not leader before the write
+    for (const auto& m : rd.messages) CHECK(m.type != message_type::append);
+    log_write w;
+    w.hard = &*rd.hard;
+    REQUIRE(p.store->write(w).ok());
+    p.node->advance();
+    CHECK(p.r().role() == role::leader);
+}
+
+TEST_CASE("regression: a voter shares how far the candidate's log is known committed") {
+    // craft_sim: nodes stuck in a joint configuration whose outgoing half was a removed node
+    // with a longer log learn from its vote rejection that the configuration was left.
+    peer voter(opts(2, {1, 2, 3}), {1, 1, 1, 1}, 1);
+    auto hb = msg(message_type::heartbeat, 3, 2, 1);
+    hb.commit = 4;
+    voter.node->step(hb);
+    voter.flush();
+    REQUIRE(voter.r().log().committed() == 4);
+    peer candidate(opts(1, {1, 2, 3}), {1, 1, 1}, 1);
+    REQUIRE(candidate.r().log().committed() == 0);
+    candidate.node->campaign();
+    for (auto& m : candidate.flush()) {
+        if (m.to != 2) continue;
+        voter.node->step(m);
+        for (auto& r : voter.flush()) candidate.node->step(r);
+    }
+    candidate.flush();
+    CHECK(candidate.r().log().committed() == 3);  // min(voter's commit, candidate's last)
+}
+
+TEST_CASE("regression: a hopeless candidate does not restart an up-to-date node's timer") {
+    // craft_sim seed 9088: two stale candidates taking turns kept the one up-to-date voter
+    // from ever campaigning.
+    peer p(opts(1, {1, 2, 3}), {1, 1, 1, 1}, 1);
+    int ticks = 0;
+    for (; ticks < 100 && p.r().role() == role::follower; ++ticks) {
+        p.tick();
+        if (ticks % 5 == 4) {
+            auto m = msg(message_type::vote, ticks % 10 == 4 ? 2 : 3, 1, p.r().term() + 1);
+            m.index = 1;  // stale
+            m.log_term = 1;
+            p.node->step(m);
+        }
+        p.flush();
+    }
+    CHECK(p.r().role() == role::candidate);
+    CHECK(ticks < 2 * p.r().opts().election_tick);
+}
+
+}  // TEST_SUITE
