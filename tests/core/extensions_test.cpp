@@ -16,7 +16,7 @@ TEST_SUITE("core") {
 
 TEST_CASE("prevote: a pre-candidate does not raise its term until it wins the pre-vote") {
     peer p(opts(1, {1, 2, 3}, /*pre_vote=*/true));
-    p.node->campaign();
+    p.tick(20);  // the election timer fires
     auto out = p.flush();
     CHECK(p.r().role() == role::pre_candidate);
     CHECK(p.r().term() == 0);

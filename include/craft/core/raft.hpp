@@ -102,8 +102,11 @@ public:
     }
 
     /// Starts an election now (as if the election timer fired).
+    /// Starts an election now, as a leadership transfer does: no pre-vote, and voters answer
+    /// even while they hear from a leader (leader stickiness is waived for it).
     void campaign_now() {
-        if (role_ != role::leader && promotable()) hup();
+        if (role_ == role::leader || !promotable() || config_change_unapplied()) return;
+        campaign(message_type::vote, true);
     }
 
     /// Handles a message from another node.
@@ -113,11 +116,10 @@ public:
             const bool vote_request =
                 m.type == message_type::vote || m.type == message_type::pre_vote;
             if (vote_request) {
-                // Leader stickiness: while we hear from a live leader, a candidate is more likely
-                // a partitioned node coming back than a sign of leader failure.
-                const bool in_lease =
-                    opt_.check_quorum && lead_ != no_node && election_elapsed_ < opt_.election_tick;
-                if (in_lease) return;
+                // Leader stickiness (dissertation 4.2.3): while we hear from a live leader, a
+                // candidate is a partitioned or removed node, not a sign of leader failure.
+                const bool in_lease = lead_ != no_node && election_elapsed_ < opt_.election_tick;
+                if (in_lease && m.context != transfer_context) return;
             }
             if (m.type == message_type::pre_vote) {
                 // A pre-vote never changes our term.
@@ -138,8 +140,11 @@ public:
                 // Reject (paper 5.1): a stale leader, or one cut off in an old term, learns
                 // our term and steps down; with pre-vote nothing else would tell it.
                 send({.type = message_type::append_response, .to = m.from});
-            } else if (m.type == message_type::pre_vote) {
-                send({.type = message_type::pre_vote_response,
+            } else if (m.type == message_type::pre_vote || m.type == message_type::vote) {
+                // Reject (paper 5.1) with our term: a candidate that never hears of the newer
+                // term could keep campaigning one term behind, forever.
+                send({.type = m.type == message_type::vote ? message_type::vote_response
+                                                           : message_type::pre_vote_response,
                       .to = m.from,
                       .term = term_,
                       .reject = true});
@@ -483,7 +488,7 @@ private:
         campaign(opt_.pre_vote ? message_type::pre_vote : message_type::vote);
     }
 
-    void campaign(message_type kind) {
+    void campaign(message_type kind, bool transfer = false) {
         term_t t = 0;
         if (kind == message_type::pre_vote) {
             become_pre_candidate();
@@ -508,7 +513,8 @@ private:
                   .to = nid,
                   .term = t,
                   .log_term = log_.last_term(),
-                  .index = log_.last_index()});
+                  .index = log_.last_index(),
+                  .context = transfer ? transfer_context : 0});
         }
     }
 
@@ -913,6 +919,8 @@ private:
     bool self_win_pending_ = false;
     std::uint64_t ticks_ = 0;
     static constexpr int max_elapsed = 1 << 30;
+    /// Marks the vote requests of a forced election (`campaign_now`).
+    static constexpr std::uint64_t transfer_context = 1;
     int election_elapsed_ = 0;
     int heartbeat_elapsed_ = 0;
     int randomized_timeout_ = 0;

@@ -73,6 +73,8 @@ public:
           prev_conf_version_(r_.conf_version()) {}
 
     void tick() { r_.tick(); }
+    /// Forces an election now (no pre-vote; voters waive leader stickiness), as a
+    /// leadership transfer does. Elections normally start on their own from `tick()`.
     void campaign() { r_.campaign_now(); }
     void step(const message& m) { r_.step(m); }
     propose_result propose(std::vector<entry> batch) { return r_.propose(std::move(batch)); }

@@ -382,7 +382,7 @@ private:
                      std::to_string(rd.soft->leader) + ")";
             trace(t);
         }
-        record_durable_entries(n, rd.entries);
+        record_durable_entries(n, rd.snap ? &rd.snap->meta : nullptr, rd.entries);
         log_write w;
         if (rd.snap) w.snap = &rd.snap->meta;
         w.entries = rd.entries;
@@ -522,9 +522,17 @@ private:
 
     /// Log Matching: an (index, term) pair names one entry, with one predecessor term,
     /// everywhere; and no committed entry is ever overwritten.
-    void record_durable_entries(const node& n, std::span<const entry> ents) {
+    /// (`snap`, when not null, is written first in the same write: it replaces the log.)
+    void record_durable_entries(const node& n, const snapshot_meta* snap,
+                                std::span<const entry> ents) {
+        // What the store holds at `i` once the snapshot (if any) is written.
+        auto stored_term = [&](index_t i) -> std::optional<term_t> {
+            if (!snap) return n.store.term(i);
+            if (i == snap->index) return snap->term;
+            return std::nullopt;
+        };
         for (const auto& e : ents) {
-            if (auto old = n.store.term(e.index); old && *old != e.term) {
+            if (auto old = stored_term(e.index); old && *old != e.term) {
                 auto c = committed_.find(e.index);
                 if (c != committed_.end() && c->second.term == *old)
                     return fail(
@@ -533,7 +541,7 @@ private:
             term_t prev = 0;
             if (&e != ents.data()) {
                 prev = (&e - 1)->term;
-            } else if (auto t = n.store.term(e.index - 1)) {
+            } else if (auto t = stored_term(e.index - 1)) {
                 prev = *t;
             } else {
                 prev = ~term_t{0};  // unknown (compacted): not compared
