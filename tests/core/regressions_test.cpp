@@ -159,4 +159,32 @@ TEST_CASE("regression: a hopeless candidate does not restart an up-to-date node'
     CHECK(ticks < 2 * p.r().opts().election_tick);
 }
 
+TEST_CASE("regression: a stale vote request is answered with the current term") {
+    // craft_sim seed 39236: a candidate one term behind a node that ignored it campaigned
+    // forever, never learning the newer term.
+    peer p(opts(3, {1, 2, 3}), {1}, 9);
+    auto m = msg(message_type::vote, 2, 3, 5);
+    m.index = 1;
+    m.log_term = 1;
+    p.node->step(m);
+    auto r = of_type(p.flush(), message_type::vote_response);
+    REQUIRE(r.size() == 1);
+    CHECK(r[0].reject);
+    CHECK(r[0].term == 9);
+}
+
+TEST_CASE("regression: leader stickiness holds without CheckQuorum") {
+    // craft_sim seed 27700: a removed node, campaigning with its stale configuration, kept
+    // deposing a leader that was still replicating.
+    net n(3, /*pre_vote=*/false, /*check_quorum=*/false);
+    n.elect(1);
+    const term_t t = n[1].r().term();
+    auto m = msg(message_type::vote, 3, 2, t + 1);
+    m.index = 100;
+    m.log_term = 100;
+    n[2].node->step(m);
+    CHECK(n[2].r().term() == t);
+    CHECK(n[2].r().leader() == 1);
+}
+
 }  // TEST_SUITE
