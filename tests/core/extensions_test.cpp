@@ -84,20 +84,25 @@ TEST_CASE("checkquorum: a leader with a live quorum stays leader") {
 }
 
 TEST_CASE("stickiness: a node that heard from its leader within the timeout ignores votes") {
-    net n(3, false, true);
-    n.elect(1);
-    const term_t t = n[2].r().term();
-    auto m = msg(message_type::vote, 3, 2, t + 1);
-    m.index = 100;
-    m.log_term = 100;
-    n[2].node->step(m);
-    CHECK(n[2].r().term() == t);  // ignored: no term change, no vote
-    CHECK(of_type(n[2].flush(), message_type::vote_response).empty());
-    // After an election timeout without the leader, the same request is considered.
-    n[2].tick(n[2].r().opts().election_tick);
-    n[2].node->step(m);
-    CHECK(n[2].r().term() == t + 1);
-    CHECK(n[2].r().vote() == 3);
+    // With or without CheckQuorum (craft_sim seed 27700: a removed node kept deposing a
+    // leader that was still replicating when stickiness depended on it).
+    for (bool check_quorum : {true, false}) {
+        CAPTURE(check_quorum);
+        net n(3, false, check_quorum);
+        n.elect(1);
+        const term_t t = n[2].r().term();
+        auto m = msg(message_type::vote, 3, 2, t + 1);
+        m.index = 100;
+        m.log_term = 100;
+        n[2].node->step(m);
+        CHECK(n[2].r().term() == t);  // ignored: no term change, no vote
+        CHECK(of_type(n[2].flush(), message_type::vote_response).empty());
+        // After an election timeout without the leader, the same request is considered.
+        n[2].tick(n[2].r().opts().election_tick);
+        n[2].node->step(m);
+        CHECK(n[2].r().term() == t + 1);
+        CHECK(n[2].r().vote() == 3);
+    }
 }
 
 // ---- ReadIndex ------------------------------------------------------------------------------
