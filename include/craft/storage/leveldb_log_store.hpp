@@ -1,0 +1,417 @@
+#pragma once
+/// @file
+/// `leveldb_log_store`: the default `log_store`. Entries, hard state, configuration and the
+/// compaction point live in one LevelDB database (Snappy on); the entries of one ready batch
+/// are written in one WriteBatch with one sync. Every entry carries a CRC32C over its index,
+/// term, type and payload, checked on every read from disk. A bounded cache of the recent
+/// tail serves replication without touching LevelDB.
+
+#include <leveldb/cache.h>
+#include <leveldb/db.h>
+#include <leveldb/write_batch.h>
+
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "../concepts.hpp"
+#include "../core/conf_codec.hpp"
+#include "../core/types.hpp"
+#include "../detail/crc32c.hpp"
+
+namespace craft {
+
+/// A durable log store on LevelDB (models `craft::log_store`).
+class leveldb_log_store {
+public:
+    /// On-disk format version written by this build.
+    static constexpr std::uint32_t format_version = 1;
+
+    /// Where and how to store the log.
+    struct options {
+        std::filesystem::path dir;     ///< Created if missing.
+        std::uint64_t cluster_id = 0;  ///< The data directory must belong to this cluster...
+        node_id id = no_node;          ///< ...and to this node.
+        bool sync = true;  ///< Sync every write (turning it off risks acknowledged data).
+        std::size_t cache_entries = 8192;     ///< Recent tail kept in memory, by count...
+        std::size_t cache_bytes = 64u << 20;  ///< ...and by bytes.
+    };
+
+    /// Opens (or creates) the store; on failure `store` is null and `error` says why.
+    struct open_result {
+        std::unique_ptr<leveldb_log_store> store;
+        status error;
+    };
+
+    /// Opens the store in `o.dir`, refusing a directory of another cluster or node, or of a
+    /// newer format, with a message naming the problem.
+    static open_result open(const options& o) {
+        open_result r;
+        if (o.id == no_node) {
+            r.error = status::error("leveldb_log_store: options.id must not be 0");
+            return r;
+        }
+        std::error_code ec;
+        std::filesystem::create_directories(o.dir, ec);
+        if (ec) {
+            r.error = status::error("leveldb_log_store: cannot create data directory " +
+                                    o.dir.string() + ": " + ec.message());
+            return r;
+        }
+        std::unique_ptr<leveldb_log_store> s(new leveldb_log_store(o));
+        if (auto st = s->load(); !st) {
+            r.error = st;
+            return r;
+        }
+        r.store = std::move(s);
+        return r;
+    }
+
+    // ---- log_reader ----------------------------------------------------------------------
+
+    [[nodiscard]] persistent_state initial_state() const { return {hard_, conf_}; }
+    [[nodiscard]] index_t first_index() const { return snap_.index + 1; }
+    [[nodiscard]] index_t last_index() const { return last_; }
+    [[nodiscard]] std::optional<term_t> term(index_t i) const {
+        if (i == snap_.index) return snap_.term;
+        if (i < first_index() || i > last_) return std::nullopt;
+        if (const entry* e = cached(i)) return e->term;
+        auto e = read(i);
+        if (!e) return std::nullopt;
+        return e->term;
+    }
+    void entries(index_t lo, index_t hi, std::size_t max_bytes, std::vector<entry>& out) const {
+        std::size_t bytes = 0;
+        for (index_t i = lo; i < hi; ++i) {
+            std::optional<entry> loaded;
+            const entry* e = cached(i);
+            if (!e) {
+                loaded = read(i);
+                if (!loaded) return;  // corruption: recorded in health()
+                e = &*loaded;
+            }
+            bytes += entry_cost(*e);
+            if (i != lo && bytes > max_bytes) return;
+            out.push_back(*e);
+        }
+    }
+    [[nodiscard]] craft::snapshot_meta snapshot_meta() const { return snap_; }
+
+    // ---- log_store -----------------------------------------------------------------------
+
+    status write(const log_write& w) {
+        leveldb::WriteBatch batch;
+        index_t last = last_;
+        if (w.snap) {
+            delete_entries(batch, first_index(), last_);
+            batch.Put(snap_key, encode_snapshot_meta(*w.snap));
+            last = w.snap->index;
+        }
+        if (!w.entries.empty()) {
+            const index_t first = w.entries.front().index;
+            const index_t floor = w.snap ? w.snap->index : snap_.index;
+            if (first <= floor)
+                return status::error("leveldb_log_store: append at " + std::to_string(first) +
+                                     " is below the compacted prefix");
+            if (first > last + 1)
+                return status::error("leveldb_log_store: append at " + std::to_string(first) +
+                                     " leaves a gap after " + std::to_string(last));
+            if (!w.snap) delete_entries(batch, first, last_);  // replaced suffix
+            for (const auto& e : w.entries) batch.Put(entry_key(e.index), encode_entry(e));
+            last = w.entries.back().index;
+        }
+        if (w.hard) batch.Put(hard_key, encode_hard_state(*w.hard));
+        if (w.conf) batch.Put(conf_key, encode_conf(*w.conf));
+        leveldb::WriteOptions wo;
+        wo.sync = opt_.sync;
+        if (auto st = db_->Write(wo, &batch); !st.ok())
+            return status::error("leveldb_log_store: write failed in " + opt_.dir.string() + ": " +
+                                 st.ToString());
+        // Durable: now the in-memory view follows.
+        if (w.snap) {
+            snap_ = *w.snap;
+            cache_.clear();
+            cache_bytes_ = 0;
+            if (conf_.index < w.snap->index && !w.snap->conf.empty()) {
+                conf_ = w.snap->conf;
+                conf_.index = w.snap->index;
+            }
+        }
+        if (!w.entries.empty()) cache_append(w.entries);
+        last_ = last;
+        if (w.hard) hard_ = *w.hard;
+        if (w.conf) conf_ = *w.conf;
+        return {};
+    }
+
+    status compact(const craft::snapshot_meta& m) {
+        if (m.index <= snap_.index) return {};
+        if (m.index > last_)
+            return status::error("leveldb_log_store: compact to " + std::to_string(m.index) +
+                                 " beyond the last entry " + std::to_string(last_));
+        leveldb::WriteBatch batch;
+        delete_entries(batch, first_index(), m.index);
+        batch.Put(snap_key, encode_snapshot_meta(m));
+        leveldb::WriteOptions wo;
+        wo.sync = opt_.sync;
+        if (auto st = db_->Write(wo, &batch); !st.ok())
+            return status::error("leveldb_log_store: compaction failed: " + st.ToString());
+        snap_ = m;
+        while (!cache_.empty() && cache_.front().index <= m.index) pop_cache_front();
+        return {};
+    }
+
+    /// Ok, or the first corruption found by a read (an entry whose checksum or decoding
+    /// failed). A node must stop rather than serve from a corrupt log.
+    [[nodiscard]] const status& health() const noexcept { return health_; }
+
+    /// The LevelDB key of entry `i` (big-endian, so keys sort by index); for tests that
+    /// corrupt a stored entry on purpose.
+    [[nodiscard]] static std::string entry_key(index_t i) {
+        std::string k(1 + 8, '\0');
+        k[0] = 'e';
+        for (int b = 0; b < 8; ++b)
+            k[static_cast<std::size_t>(1 + b)] = static_cast<char>((i >> (56 - 8 * b)) & 0xff);
+        return k;
+    }
+    /// Direct access for tests that inject corruption.
+    [[nodiscard]] leveldb::DB& db() noexcept { return *db_; }
+
+private:
+    static constexpr const char* meta_key = "m";
+    static constexpr const char* hard_key = "h";
+    static constexpr const char* conf_key = "c";
+    static constexpr const char* snap_key = "s";
+
+    explicit leveldb_log_store(options o) : opt_(std::move(o)) {}
+
+    status load() {
+        leveldb::Options lo;
+        lo.create_if_missing = true;
+        lo.compression = leveldb::kSnappyCompression;
+        block_cache_.reset(leveldb::NewLRUCache(8u << 20));
+        lo.block_cache = block_cache_.get();
+        leveldb::DB* raw = nullptr;
+        if (auto st = leveldb::DB::Open(lo, opt_.dir.string(), &raw); !st.ok())
+            return status::error("leveldb_log_store: cannot open " + opt_.dir.string() + ": " +
+                                 st.ToString());
+        db_.reset(raw);
+        std::string v;
+        auto st = db_->Get({}, meta_key, &v);
+        if (st.IsNotFound()) {
+            std::string meta;
+            put_u64(meta, format_version);
+            put_u64(meta, opt_.cluster_id);
+            put_u64(meta, opt_.id);
+            leveldb::WriteOptions wo;
+            wo.sync = true;
+            if (auto ws = db_->Put(wo, meta_key, meta); !ws.ok())
+                return status::error("leveldb_log_store: cannot initialise " + opt_.dir.string() +
+                                     ": " + ws.ToString());
+        } else if (!st.ok()) {
+            return status::error("leveldb_log_store: cannot read " + opt_.dir.string() + ": " +
+                                 st.ToString());
+        } else {
+            std::string_view in = v;
+            std::uint64_t version = 0, cluster = 0, node = 0;
+            if (!get_u64(in, version) || !get_u64(in, cluster) || !get_u64(in, node))
+                return status::error("leveldb_log_store: " + opt_.dir.string() +
+                                     " has an unreadable identity record; it is not a craft log");
+            if (version > format_version)
+                return status::error("leveldb_log_store: " + opt_.dir.string() +
+                                     " was written by a newer craft (format " +
+                                     std::to_string(version) + "; this build reads up to " +
+                                     std::to_string(format_version) + ")");
+            if (cluster != opt_.cluster_id)
+                return status::error("leveldb_log_store: " + opt_.dir.string() +
+                                     " belongs to cluster " + std::to_string(cluster) +
+                                     ", not cluster " + std::to_string(opt_.cluster_id));
+            if (node != opt_.id)
+                return status::error("leveldb_log_store: " + opt_.dir.string() +
+                                     " belongs to node " + std::to_string(node) + ", not node " +
+                                     std::to_string(opt_.id));
+        }
+        if (db_->Get({}, hard_key, &v).ok() && !decode_hard_state(v, hard_))
+            return corrupt("hard state");
+        if (db_->Get({}, conf_key, &v).ok() && !decode_conf(v, conf_))
+            return corrupt("configuration");
+        if (db_->Get({}, snap_key, &v).ok() && !decode_snapshot_meta(v, snap_))
+            return corrupt("snapshot metadata");
+        // The last entry is the last key of the 'e' range.
+        std::unique_ptr<leveldb::Iterator> it(db_->NewIterator({}));
+        it->Seek(entry_key(~index_t{0}));
+        if (it->Valid())
+            it->Prev();
+        else
+            it->SeekToLast();
+        while (it->Valid() && (it->key().size() != 9 || it->key()[0] != 'e')) it->Prev();
+        last_ = snap_.index;
+        if (it->Valid()) {
+            index_t i = 0;
+            for (int b = 1; b <= 8; ++b) i = (i << 8) | static_cast<unsigned char>(it->key()[b]);
+            last_ = std::max(last_, i);
+        }
+        return {};
+    }
+
+    status corrupt(const std::string& what) const {
+        return status::error("leveldb_log_store: corrupt " + what + " in " + opt_.dir.string() +
+                             "; the node must not start on it (restore this node from its peers)");
+    }
+
+    // ---- encoding ------------------------------------------------------------------------
+
+    static void put_u64(std::string& out, std::uint64_t v) {
+        for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+    }
+    static bool get_u64(std::string_view& in, std::uint64_t& v) {
+        if (in.size() < 8) return false;
+        v = 0;
+        for (int i = 0; i < 8; ++i)
+            v |= static_cast<std::uint64_t>(
+                     static_cast<unsigned char>(in[static_cast<std::size_t>(i)]))
+                 << (8 * i);
+        in.remove_prefix(8);
+        return true;
+    }
+
+    /// crc32c(4) | term(8) | type(1) | payload; the checksum also covers the index.
+    static std::string encode_entry(const entry& e) {
+        std::string v(4, '\0');
+        put_u64(v, e.term);
+        v.push_back(static_cast<char>(e.type));
+        v.append(e.data.str());
+        const std::uint32_t crc = entry_crc(e.index, std::string_view(v).substr(4));
+        for (int i = 0; i < 4; ++i)
+            v[static_cast<std::size_t>(i)] = static_cast<char>((crc >> (8 * i)) & 0xff);
+        return v;
+    }
+    static std::uint32_t entry_crc(index_t index, std::string_view body) {
+        std::string idx;
+        put_u64(idx, index);
+        const auto c = detail::crc32c(std::as_bytes(std::span<const char>(idx.data(), idx.size())));
+        return detail::crc32c(std::as_bytes(std::span<const char>(body.data(), body.size())), c);
+    }
+    static std::optional<entry> decode_entry(index_t index, std::string_view v) {
+        if (v.size() < 4 + 8 + 1) return std::nullopt;
+        std::uint32_t crc = 0;
+        for (int i = 0; i < 4; ++i)
+            crc |= static_cast<std::uint32_t>(
+                       static_cast<unsigned char>(v[static_cast<std::size_t>(i)]))
+                   << (8 * i);
+        std::string_view body = v.substr(4);
+        if (entry_crc(index, body) != crc) return std::nullopt;
+        entry e;
+        e.index = index;
+        if (!get_u64(body, e.term)) return std::nullopt;
+        const auto type = static_cast<std::uint8_t>(body.front());
+        if (type > static_cast<std::uint8_t>(entry_type::configuration)) return std::nullopt;
+        e.type = static_cast<entry_type>(type);
+        body.remove_prefix(1);
+        e.data = shared_bytes(body);
+        return e;
+    }
+    static std::string encode_hard_state(const hard_state& h) {
+        std::string v;
+        put_u64(v, h.term);
+        put_u64(v, h.vote);
+        put_u64(v, h.commit);
+        return v;
+    }
+    static bool decode_hard_state(std::string_view v, hard_state& h) {
+        return get_u64(v, h.term) && get_u64(v, h.vote) && get_u64(v, h.commit) && v.empty();
+    }
+    static std::string encode_conf(const configuration& c) {
+        std::string v;
+        put_u64(v, c.index);
+        v.append(core::encode_configuration(c).str());
+        return v;
+    }
+    static bool decode_conf(std::string_view v, configuration& c) {
+        index_t index = 0;
+        if (!get_u64(v, index)) return false;
+        auto d = core::decode_configuration(shared_bytes(v));
+        if (!d) return false;
+        c = *d;
+        c.index = index;
+        return true;
+    }
+    static std::string encode_snapshot_meta(const craft::snapshot_meta& m) {
+        std::string v;
+        put_u64(v, m.index);
+        put_u64(v, m.term);
+        v.append(encode_conf(m.conf));
+        return v;
+    }
+    static bool decode_snapshot_meta(std::string_view v, craft::snapshot_meta& m) {
+        return get_u64(v, m.index) && get_u64(v, m.term) && decode_conf(v, m.conf);
+    }
+
+    // ---- reads and the tail cache --------------------------------------------------------
+
+    std::optional<entry> read(index_t i) const {
+        std::string v;
+        auto st = db_->Get({}, entry_key(i), &v);
+        auto e = st.ok() ? decode_entry(i, v) : std::nullopt;
+        if (!e && health_.ok())
+            health_ = status::error(
+                "leveldb_log_store: entry " + std::to_string(i) + " in " + opt_.dir.string() +
+                (st.ok() ? " fails its checksum" : " is missing: " + st.ToString()) +
+                "; the node must stop (restore it from its peers)");
+        return e;
+    }
+
+    const entry* cached(index_t i) const {
+        if (cache_.empty() || i < cache_.front().index || i > cache_.back().index) return nullptr;
+        return &cache_[i - cache_.front().index];
+    }
+
+    void cache_append(std::span<const entry> ents) {
+        const index_t first = ents.front().index;
+        while (!cache_.empty() && cache_.back().index >= first) {
+            cache_bytes_ -= entry_cost(cache_.back());
+            cache_.pop_back();
+        }
+        if (!cache_.empty() && cache_.back().index + 1 != first) {
+            cache_.clear();
+            cache_bytes_ = 0;
+        }
+        for (const auto& e : ents) {
+            cache_.push_back(e);
+            cache_bytes_ += entry_cost(e);
+        }
+        while (!cache_.empty() &&
+               (cache_.size() > opt_.cache_entries || cache_bytes_ > opt_.cache_bytes))
+            pop_cache_front();
+    }
+    void pop_cache_front() {
+        cache_bytes_ -= entry_cost(cache_.front());
+        cache_.pop_front();
+    }
+
+    static void delete_entries(leveldb::WriteBatch& batch, index_t from, index_t to) {
+        for (index_t i = from; i <= to && from != 0; ++i) batch.Delete(entry_key(i));
+    }
+
+    options opt_;
+    std::unique_ptr<leveldb::Cache> block_cache_;
+    std::unique_ptr<leveldb::DB> db_;
+    hard_state hard_;
+    configuration conf_;
+    craft::snapshot_meta snap_;
+    index_t last_ = 0;
+    std::deque<entry> cache_;
+    std::size_t cache_bytes_ = 0;
+    mutable status health_;
+};
+
+static_assert(log_store<leveldb_log_store>);
+
+}  // namespace craft

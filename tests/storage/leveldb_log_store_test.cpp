@@ -1,0 +1,263 @@
+// leveldb_log_store against the log_store contract, on real LevelDB in temporary directories.
+
+#include <doctest/doctest.h>
+
+#include <craft/core/raw_node.hpp>
+#include <craft/storage/leveldb_log_store.hpp>
+
+#include <unistd.h>  // getpid: unique temporary directories
+#include <atomic>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+using namespace craft;
+
+namespace {
+
+/// A fresh temporary directory, removed at the end of the test.
+struct temp_dir {
+    std::filesystem::path path;
+    temp_dir() {
+        static std::atomic<int> n{0};
+        path = std::filesystem::temp_directory_path() /
+               ("craft-test-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
+        std::filesystem::remove_all(path);
+    }
+    ~temp_dir() { std::filesystem::remove_all(path); }
+};
+
+leveldb_log_store::options opts(const temp_dir& d, std::uint64_t cluster = 7, node_id id = 1) {
+    leveldb_log_store::options o;
+    o.dir = d.path;
+    o.cluster_id = cluster;
+    o.id = id;
+    return o;
+}
+
+std::unique_ptr<leveldb_log_store> open_ok(const leveldb_log_store::options& o) {
+    auto r = leveldb_log_store::open(o);
+    INFO(r.error.message());
+    REQUIRE(r.store);
+    return std::move(r.store);
+}
+
+std::vector<entry> make(index_t from, index_t to, term_t t, const std::string& tag = "v") {
+    std::vector<entry> out;
+    for (index_t i = from; i <= to; ++i)
+        out.push_back({t, i, entry_type::normal, shared_bytes(tag + std::to_string(i))});
+    return out;
+}
+
+status append(leveldb_log_store& s, const std::vector<entry>& ents) {
+    log_write w;
+    w.entries = ents;
+    return s.write(w);
+}
+
+std::vector<entry> read_all(const leveldb_log_store& s) {
+    std::vector<entry> out;
+    if (s.last_index() >= s.first_index())
+        s.entries(s.first_index(), s.last_index() + 1, SIZE_MAX, out);
+    return out;
+}
+
+}  // namespace
+
+TEST_SUITE("storage") {
+
+TEST_CASE("leveldb_log_store: entries, hard state and configuration survive a reopen") {
+    temp_dir d;
+    hard_state hs{3, 2, 5};
+    configuration conf;
+    conf.voters = {1, 2, 3};
+    conf.index = 4;
+    {
+        auto s = open_ok(opts(d));
+        CHECK(s->first_index() == 1);
+        CHECK(s->last_index() == 0);
+        log_write w;
+        auto ents = make(1, 10, 3);
+        w.entries = ents;
+        w.hard = &hs;
+        w.conf = &conf;
+        REQUIRE(s->write(w).ok());
+    }
+    auto s = open_ok(opts(d));
+    CHECK(s->initial_state().hard == hs);
+    CHECK(s->initial_state().conf == conf);
+    CHECK(s->first_index() == 1);
+    CHECK(s->last_index() == 10);
+    CHECK(s->term(0) == 0);
+    CHECK(s->term(10) == 3);
+    CHECK_FALSE(s->term(11));
+    CHECK(read_all(*s) == make(1, 10, 3));
+    CHECK(s->health().ok());
+}
+
+TEST_CASE("leveldb_log_store: an append replaces the conflicting suffix, also on disk") {
+    temp_dir d;
+    {
+        auto s = open_ok(opts(d));
+        REQUIRE(append(*s, make(1, 10, 1)).ok());
+        REQUIRE(append(*s, make(6, 8, 2, "w")).ok());
+        CHECK(s->last_index() == 8);
+        CHECK(s->term(6) == 2);
+        CHECK(s->term(5) == 1);
+        CHECK_FALSE(append(*s, make(12, 12, 2)).ok());  // a gap is refused
+    }
+    auto s = open_ok(opts(d));
+    CHECK(s->last_index() == 8);
+    auto all = read_all(*s);
+    REQUIRE(all.size() == 8);
+    CHECK(all[5].data.str() == "w6");
+}
+
+TEST_CASE("leveldb_log_store: compaction drops the prefix and remembers the snapshot point") {
+    temp_dir d;
+    snapshot_meta m{6, 1, {}};
+    m.conf.voters = {1, 2, 3};
+    {
+        auto s = open_ok(opts(d));
+        REQUIRE(append(*s, make(1, 10, 1)).ok());
+        REQUIRE(s->compact(m).ok());
+        CHECK(s->first_index() == 7);
+        CHECK(s->term(6) == 1);
+        CHECK_FALSE(s->term(5));
+        CHECK_FALSE(s->compact({20, 1, {}}).ok());  // beyond the log
+    }
+    auto s = open_ok(opts(d));
+    CHECK(s->first_index() == 7);
+    CHECK(s->last_index() == 10);
+    CHECK(s->snapshot_meta().index == 6);
+    CHECK(read_all(*s) == make(7, 10, 1));
+}
+
+TEST_CASE("leveldb_log_store: an installed snapshot replaces the whole log") {
+    temp_dir d;
+    auto s = open_ok(opts(d));
+    REQUIRE(append(*s, make(1, 5, 1)).ok());
+    snapshot_meta m{20, 3, {}};
+    m.conf.voters = {1, 2};
+    log_write w;
+    w.snap = &m;
+    auto tail = make(21, 22, 3);
+    w.entries = tail;
+    REQUIRE(s->write(w).ok());
+    CHECK(s->first_index() == 21);
+    CHECK(s->last_index() == 22);
+    CHECK(s->term(20) == 3);
+    CHECK_FALSE(s->term(5));
+    CHECK(s->initial_state().conf.voters == std::vector<node_id>{1, 2});
+}
+
+TEST_CASE("leveldb_log_store: reads beyond the tail cache come from LevelDB") {
+    temp_dir d;
+    auto o = opts(d);
+    o.cache_entries = 4;
+    auto s = open_ok(o);
+    REQUIRE(append(*s, make(1, 100, 2)).ok());
+    CHECK(s->term(1) == 2);
+    std::vector<entry> out;
+    s->entries(10, 20, SIZE_MAX, out);
+    CHECK(out == make(10, 19, 2));
+    out.clear();
+    s->entries(1, 100, 100, out);  // bounded by bytes, but at least one entry
+    CHECK(out.size() >= 1);
+    CHECK(out.size() < 10);
+}
+
+TEST_CASE(
+    "leveldb_log_store: a data directory of another cluster, node or newer format is refused") {
+    temp_dir d;
+    { auto s = open_ok(opts(d, 7, 1)); }
+    auto other_cluster = leveldb_log_store::open(opts(d, 8, 1));
+    CHECK_FALSE(other_cluster.store);
+    CHECK(other_cluster.error.message().find("belongs to cluster 7, not cluster 8") !=
+          std::string::npos);
+    auto other_node = leveldb_log_store::open(opts(d, 7, 2));
+    CHECK_FALSE(other_node.store);
+    CHECK(other_node.error.message().find("belongs to node 1, not node 2") != std::string::npos);
+    {
+        auto s = open_ok(opts(d, 7, 1));
+        std::string meta;
+        for (std::uint64_t v : {std::uint64_t{99}, std::uint64_t{7}, std::uint64_t{1}})
+            for (int i = 0; i < 8; ++i) meta.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+        REQUIRE(s->db().Put({}, "m", meta).ok());
+    }
+    auto newer = leveldb_log_store::open(opts(d, 7, 1));
+    CHECK_FALSE(newer.store);
+    CHECK(newer.error.message().find("newer craft (format 99") != std::string::npos);
+}
+
+TEST_CASE("leveldb_log_store: an unwritable directory is a clear error") {
+    leveldb_log_store::options o;
+    o.dir = "/proc/craft-cannot-exist/log";
+    o.id = 1;
+    auto r = leveldb_log_store::open(o);
+    CHECK_FALSE(r.store);
+    CHECK(r.error.message().find("/proc/craft-cannot-exist/log") != std::string::npos);
+}
+
+TEST_CASE("leveldb_log_store: a corrupted entry is detected by its checksum, never returned") {
+    temp_dir d;
+    auto o = opts(d);
+    o.cache_entries = 1;  // force reads from disk
+    {
+        auto s = open_ok(o);
+        REQUIRE(append(*s, make(1, 10, 1)).ok());
+        std::string v;
+        REQUIRE(s->db().Get({}, leveldb_log_store::entry_key(4), &v).ok());
+        v.back() = static_cast<char>(v.back() ^ 0x20);  // flip one payload bit
+        REQUIRE(s->db().Put({}, leveldb_log_store::entry_key(4), v).ok());
+    }
+    auto s = open_ok(o);
+    std::vector<entry> out;
+    s->entries(1, 11, SIZE_MAX, out);
+    CHECK(out.size() == 3);  // stops before the corrupt entry
+    CHECK_FALSE(s->term(4));
+    CHECK_FALSE(s->health().ok());
+    CHECK(s->health().message().find("entry 4") != std::string::npos);
+    CHECK(s->health().message().find("checksum") != std::string::npos);
+}
+
+TEST_CASE("leveldb_log_store: a single-node core restarts from it with its log and term") {
+    temp_dir d;
+    core::options ro;
+    ro.id = 1;
+    ro.voters = {1};
+    auto persist = [](core::raw_node<leveldb_log_store>& n, leveldb_log_store& s) {
+        while (n.has_ready()) {
+            auto rd = n.get_ready();
+            log_write w;
+            w.entries = rd.entries;
+            if (rd.hard) w.hard = &*rd.hard;
+            if (rd.conf) w.conf = &*rd.conf;
+            REQUIRE(s.write(w).ok());
+            n.advance();
+        }
+    };
+    term_t term = 0;
+    {
+        auto s = open_ok(opts(d));
+        core::raw_node<leveldb_log_store> n(ro, *s);
+        n.campaign();
+        persist(n, *s);
+        REQUIRE(n.raft_state().role() == core::role::leader);
+        std::vector<entry> b(5);
+        for (auto& e : b) e.data = shared_bytes(std::string("cmd"));
+        REQUIRE(n.propose(std::move(b)).ok());
+        persist(n, *s);
+        CHECK(n.raft_state().log().committed() == 6);
+        term = n.raft_state().term();
+    }
+    auto s = open_ok(opts(d));
+    core::raw_node<leveldb_log_store> n(ro, *s);
+    CHECK(n.raft_state().term() == term);
+    CHECK(n.raft_state().log().committed() == 6);
+    CHECK(n.raft_state().log().last_index() == 6);
+    auto rd = n.get_ready();
+    CHECK(rd.committed.size() == 6);  // re-applied from the log: the state machine kept nothing
+}
+
+}  // TEST_SUITE
