@@ -261,3 +261,22 @@ TEST_CASE("leveldb_log_store: a single-node core restarts from it with its log a
 }
 
 }  // TEST_SUITE
+
+TEST_SUITE("core") {
+
+TEST_CASE("crc32c: known values, and the fast path agrees with the table") {
+    auto crc = [](std::string_view s) {
+        return craft::detail::crc32c(std::as_bytes(std::span<const char>(s.data(), s.size())));
+    };
+    CHECK(crc("") == 0u);
+    CHECK(crc("123456789") == 0xe3069283u);  // the standard check value of CRC32C
+    std::string big(10'000, '\0');
+    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 131 + 7);
+    const auto bytes = std::as_bytes(std::span<const char>(big.data(), big.size()));
+    CHECK(craft::detail::crc32c(bytes) == ~craft::detail::crc32c_portable(bytes, ~0u));
+    // Continuing over two halves equals one pass.
+    CHECK(craft::detail::crc32c(bytes.subspan(5000), craft::detail::crc32c(bytes.first(5000))) ==
+          craft::detail::crc32c(bytes));
+}
+
+}  // TEST_SUITE

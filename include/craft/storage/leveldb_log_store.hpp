@@ -124,7 +124,13 @@ public:
                 return status::error("leveldb_log_store: append at " + std::to_string(first) +
                                      " leaves a gap after " + std::to_string(last));
             if (!w.snap) delete_entries(batch, first, last_);  // replaced suffix
-            for (const auto& e : w.entries) batch.Put(entry_key(e.index), encode_entry(e));
+            // One key and one value buffer for the whole batch: Put copies them into the batch.
+            char key[9];
+            for (const auto& e : w.entries) {
+                encode_entry(e, scratch_);
+                put_entry_key(key, e.index);
+                batch.Put(leveldb::Slice(key, sizeof key), scratch_);
+            }
             last = w.entries.back().index;
         }
         if (w.hard) batch.Put(hard_key, encode_hard_state(*w.hard));
@@ -175,11 +181,9 @@ public:
     /// The LevelDB key of entry `i` (big-endian, so keys sort by index); for tests that
     /// corrupt a stored entry on purpose.
     [[nodiscard]] static std::string entry_key(index_t i) {
-        std::string k(1 + 8, '\0');
-        k[0] = 'e';
-        for (int b = 0; b < 8; ++b)
-            k[static_cast<std::size_t>(1 + b)] = static_cast<char>((i >> (56 - 8 * b)) & 0xff);
-        return k;
+        char k[9];
+        put_entry_key(k, i);
+        return std::string(k, sizeof k);
     }
     /// Direct access for tests that inject corruption.
     [[nodiscard]] leveldb::DB& db() noexcept { return *db_; }
@@ -282,21 +286,26 @@ private:
         return true;
     }
 
-    /// crc32c(4) | term(8) | type(1) | payload; the checksum also covers the index.
-    static std::string encode_entry(const entry& e) {
-        std::string v(4, '\0');
+    static void put_entry_key(char (&key)[9], index_t i) {
+        key[0] = 'e';
+        for (int b = 0; b < 8; ++b) key[1 + b] = static_cast<char>((i >> (56 - 8 * b)) & 0xff);
+    }
+
+    /// crc32c(4) | term(8) | type(1) | payload into `v`; the checksum also covers the index.
+    static void encode_entry(const entry& e, std::string& v) {
+        v.clear();
+        v.resize(4);
         put_u64(v, e.term);
         v.push_back(static_cast<char>(e.type));
         v.append(e.data.str());
         const std::uint32_t crc = entry_crc(e.index, std::string_view(v).substr(4));
         for (int i = 0; i < 4; ++i)
             v[static_cast<std::size_t>(i)] = static_cast<char>((crc >> (8 * i)) & 0xff);
-        return v;
     }
     static std::uint32_t entry_crc(index_t index, std::string_view body) {
-        std::string idx;
-        put_u64(idx, index);
-        const auto c = detail::crc32c(std::as_bytes(std::span<const char>(idx.data(), idx.size())));
+        char idx[8];
+        for (int i = 0; i < 8; ++i) idx[i] = static_cast<char>((index >> (8 * i)) & 0xff);
+        const auto c = detail::crc32c(std::as_bytes(std::span<const char>(idx, sizeof idx)));
         return detail::crc32c(std::as_bytes(std::span<const char>(body.data(), body.size())), c);
     }
     static std::optional<entry> decode_entry(index_t index, std::string_view v) {
@@ -408,6 +417,7 @@ private:
     craft::snapshot_meta snap_;
     index_t last_ = 0;
     std::deque<entry> cache_;
+    std::string scratch_;  // encoding buffer reused across writes
     std::size_t cache_bytes_ = 0;
     mutable status health_;
 };
