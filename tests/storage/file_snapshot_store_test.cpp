@@ -135,4 +135,21 @@ TEST_CASE("file_snapshot_store: an unwritable directory is a clear error") {
     CHECK(st.message().find("/proc/craft-cannot-exist/snapshots") != std::string::npos);
 }
 
+TEST_CASE("file_snapshot_store: a damaged snapshot neither blocks nor fakes a later save") {
+    temp_dir d;
+    file_snapshot_store s(d.path, 3);
+    REQUIRE(s.save(make(80, 1, "eighty")).ok());
+    REQUIRE(s.save(make(100, 1, "hundred")).ok());
+    flip_byte(dir_of(d, 100) / "data", 2);
+    file_snapshot_store again(d.path, 3);
+    REQUIRE(again.latest()->meta.index == 80);
+    CHECK(again.save(make(90, 1, "ninety")).ok());  // newer than every snapshot that loads
+    CHECK(again.latest()->meta.index == 90);
+    CHECK(again.save(make(100, 1, "hundred")).ok());  // rewrites the damaged one
+    REQUIRE(again.latest());
+    CHECK(again.latest()->meta.index == 100);
+    CHECK(again.latest()->data.str() == "hundred");
+    CHECK_FALSE(again.save(make(100, 2, "other term")).ok());
+}
+
 }  // TEST_SUITE

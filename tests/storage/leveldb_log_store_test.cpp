@@ -8,6 +8,7 @@
 #include <unistd.h>  // getpid: unique temporary directories
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -258,6 +259,66 @@ TEST_CASE("leveldb_log_store: a single-node core restarts from it with its log a
     CHECK(n.raft_state().log().last_index() == 6);
     auto rd = n.get_ready();
     CHECK(rd.committed.size() == 6);  // re-applied from the log: the state machine kept nothing
+}
+
+TEST_CASE("leveldb_log_store: a damaged LevelDB log is refused at open, not skipped") {
+    temp_dir d;
+    {
+        auto s = open_ok(opts(d));
+        for (term_t t = 1; t <= 5; ++t) {
+            log_write w;
+            auto ents = make(t, t, t);
+            hard_state hs{t, 1, 0};
+            w.entries = ents;
+            w.hard = &hs;
+            REQUIRE(s->write(w).ok());
+        }
+    }
+    // Flip a byte inside the last record of LevelDB's write-ahead log.
+    std::filesystem::path wal;
+    for (const auto& e : std::filesystem::directory_iterator(d.path))
+        if (e.path().extension() == ".log") wal = e.path();
+    REQUIRE(!wal.empty());
+    const auto size = std::filesystem::file_size(wal);
+    REQUIRE(size > 20);
+    {
+        std::fstream f(wal, std::ios::in | std::ios::out | std::ios::binary);
+        f.seekg(static_cast<std::streamoff>(size - 10));
+        char c = 0;
+        f.get(c);
+        f.seekp(static_cast<std::streamoff>(size - 10));
+        f.put(static_cast<char>(c ^ 0x40));
+    }
+    auto r = leveldb_log_store::open(opts(d));
+    CHECK_FALSE(r.store);
+    CHECK(r.error.message().find(d.path.string()) != std::string::npos);
+}
+
+TEST_CASE("leveldb_log_store: an installed snapshot's configuration survives a reopen") {
+    temp_dir d;
+    snapshot_meta m{20, 3, {}};
+    m.conf.voters = {1, 2};
+    m.conf.index = 15;
+    {
+        auto s = open_ok(opts(d));
+        log_write w;
+        w.snap = &m;
+        REQUIRE(s->write(w).ok());
+    }
+    auto s = open_ok(opts(d));
+    CHECK(s->initial_state().conf == m.conf);
+}
+
+TEST_CASE("leveldb_log_store: a request outside the stored range is not mistaken for corruption") {
+    temp_dir d;
+    auto s = open_ok(opts(d));
+    REQUIRE(append(*s, make(1, 10, 1)).ok());
+    REQUIRE(s->compact({5, 1, {}}).ok());
+    std::vector<entry> out;
+    s->entries(3, 8, SIZE_MAX, out);
+    CHECK(out.empty());
+    CHECK(s->health().ok());
+    CHECK_FALSE(append(*s, {make(11, 11, 1)[0], make(13, 13, 1)[0]}).ok());  // not consecutive
 }
 
 }  // TEST_SUITE

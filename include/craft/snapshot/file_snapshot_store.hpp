@@ -18,12 +18,14 @@
 #include <optional>
 #include <string>
 #include <system_error>
+#include <tuple>
 #include <vector>
 
 #include "../concepts.hpp"
 #include "../core/conf_codec.hpp"
 #include "../core/types.hpp"
 #include "../detail/crc32c.hpp"
+#include "../detail/fsync.hpp"
 
 namespace craft {
 
@@ -42,24 +44,38 @@ public:
     /// then an atomic rename. Refuses a snapshot older than the newest one stored.
     status save(const snapshot& s) {
         std::error_code ec;
-        std::filesystem::create_directories(dir_, ec);
+        const bool created = std::filesystem::create_directories(dir_, ec);
         if (ec) return fail("cannot create " + dir_.string() + ": " + ec.message());
-        for (const auto& [index, path] : list())
-            if (index > s.meta.index)
-                return fail("snapshot at " + std::to_string(s.meta.index) +
-                            " is older than the stored one at " + std::to_string(index));
+        if (created) {
+            if (auto st = detail::sync_directory(std::filesystem::absolute(dir_).parent_path());
+                !st)
+                return fail(st.message());
+        }
+        // Only a snapshot that loads counts: a damaged newer one must not block saving.
+        if (auto newest = latest();
+            newest && (newest->meta.index > s.meta.index ||
+                       (newest->meta.index == s.meta.index && newest->meta.term != s.meta.term)))
+            return fail("snapshot at " + std::to_string(s.meta.index) + " (term " +
+                        std::to_string(s.meta.term) + ") is older than the stored one at " +
+                        std::to_string(newest->meta.index));
         const auto final_dir = dir_ / name_of(s.meta);
-        if (std::filesystem::exists(final_dir)) return {};  // the same snapshot again
+        if (std::filesystem::exists(final_dir, ec)) {
+            std::string why;
+            if (load(final_dir, why)) return {};         // the same snapshot again
+            std::filesystem::remove_all(final_dir, ec);  // damaged: write it anew
+            if (ec)
+                return fail("cannot remove damaged " + final_dir.string() + ": " + ec.message());
+        }
         const auto tmp = dir_ / ("tmp-" + name_of(s.meta) + "-" + std::to_string(::getpid()));
         std::filesystem::remove_all(tmp, ec);
         std::filesystem::create_directory(tmp, ec);
         if (ec) return fail("cannot create " + tmp.string() + ": " + ec.message());
         if (auto st = write_file(tmp / "data", s.data.str()); !st) return st;
         if (auto st = write_file(tmp / "meta", encode_meta(s)); !st) return st;
-        if (auto st = sync_dir(tmp); !st) return st;
+        if (auto st = detail::sync_directory(tmp); !st) return fail(st.message());
         std::filesystem::rename(tmp, final_dir, ec);
         if (ec) return fail("cannot rename " + tmp.string() + ": " + ec.message());
-        if (auto st = sync_dir(dir_); !st) return st;
+        if (auto st = detail::sync_directory(dir_); !st) return fail(st.message());
         prune();
         return {};
     }
@@ -96,32 +112,42 @@ private:
                std::to_string(m.term);
     }
 
-    /// Stored snapshot directories, oldest first.
+    /// Stored snapshot directories by (index, term), oldest first.
     [[nodiscard]] std::vector<std::pair<index_t, std::filesystem::path>> list() const {
-        std::vector<std::pair<index_t, std::filesystem::path>> out;
+        std::vector<std::tuple<index_t, term_t, std::filesystem::path>> found;
         std::error_code ec;
-        for (const auto& e : std::filesystem::directory_iterator(dir_, ec)) {
-            const auto name = e.path().filename().string();
-            if (name.rfind("snap-", 0) != 0 || name.size() < 26) continue;
+        for (std::filesystem::directory_iterator it(dir_, ec), end; !ec && it != end;
+             it.increment(ec)) {
+            const auto name = it->path().filename().string();
+            if (name.rfind("snap-", 0) != 0 || name.size() < 27 || name[25] != '-') continue;
             try {
-                out.emplace_back(std::stoull(name.substr(5, 20)), e.path());
+                found.emplace_back(std::stoull(name.substr(5, 20)), std::stoull(name.substr(26)),
+                                   it->path());
             } catch (const std::exception&) {
                 continue;  // not ours
             }
         }
-        std::sort(out.begin(), out.end());
+        std::sort(found.begin(), found.end());
+        std::vector<std::pair<index_t, std::filesystem::path>> out;
+        for (auto& [index, term, path] : found) out.emplace_back(index, std::move(path));
         return out;
     }
 
+    /// Keeps the newest `keep_` snapshots, and always the newest one that loads.
     void prune() {
         auto all = list();
+        const auto newest = latest();
         std::error_code ec;
-        for (std::size_t i = 0; i + keep_ < all.size(); ++i)
+        for (std::size_t i = 0; i + keep_ < all.size(); ++i) {
+            if (newest && all[i].second == cached_path_) continue;
             std::filesystem::remove_all(all[i].second, ec);
+        }
         // Temporary directories left by a crash in the middle of a save.
-        for (const auto& e : std::filesystem::directory_iterator(dir_, ec))
-            if (e.path().filename().string().rfind("tmp-", 0) == 0)
-                std::filesystem::remove_all(e.path(), ec);
+        std::vector<std::filesystem::path> tmp;
+        for (std::filesystem::directory_iterator it(dir_, ec), end; !ec && it != end;
+             it.increment(ec))
+            if (it->path().filename().string().rfind("tmp-", 0) == 0) tmp.push_back(it->path());
+        for (const auto& p : tmp) std::filesystem::remove_all(p, ec);
     }
 
     static status write_file(const std::filesystem::path& p, std::string_view bytes) {
@@ -146,17 +172,6 @@ private:
         ::close(fd);
         if (!synced)
             return fail("cannot sync " + p.string() + ": " + std::generic_category().message(err));
-        return {};
-    }
-
-    static status sync_dir(const std::filesystem::path& p) {
-        const int fd = ::open(p.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-            return fail("cannot open " + p.string() + ": " +
-                        std::generic_category().message(errno));
-        const bool ok = ::fsync(fd) == 0;
-        ::close(fd);
-        if (!ok) return fail("cannot sync " + p.string());
         return {};
     }
 

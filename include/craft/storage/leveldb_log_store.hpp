@@ -25,6 +25,7 @@
 #include "../core/conf_codec.hpp"
 #include "../core/types.hpp"
 #include "../detail/crc32c.hpp"
+#include "../detail/fsync.hpp"
 
 namespace craft {
 
@@ -59,11 +60,19 @@ public:
             return r;
         }
         std::error_code ec;
-        std::filesystem::create_directories(o.dir, ec);
+        const bool created = std::filesystem::create_directories(o.dir, ec);
         if (ec) {
             r.error = status::error("leveldb_log_store: cannot create data directory " +
                                     o.dir.string() + ": " + ec.message());
             return r;
+        }
+        // A new directory must survive a power loss along with what is written in it.
+        if (created) {
+            if (auto st = detail::sync_directory(std::filesystem::absolute(o.dir).parent_path());
+                !st) {
+                r.error = st;
+                return r;
+            }
         }
         std::unique_ptr<leveldb_log_store> s(new leveldb_log_store(o));
         if (auto st = s->load(); !st) {
@@ -88,6 +97,7 @@ public:
         return e->term;
     }
     void entries(index_t lo, index_t hi, std::size_t max_bytes, std::vector<entry>& out) const {
+        if (lo < first_index() || hi > last_ + 1) return;  // outside the contract: nothing
         std::size_t bytes = 0;
         for (index_t i = lo; i < hi; ++i) {
             std::optional<entry> loaded;
@@ -112,8 +122,14 @@ public:
         if (w.snap) {
             delete_entries(batch, first_index(), last_);
             batch.Put(snap_key, encode_snapshot_meta(*w.snap));
+            // The snapshot's membership is the configuration from now on, unless the same
+            // write carries a newer one.
+            if (!w.conf && !w.snap->conf.empty()) batch.Put(conf_key, encode_conf(w.snap->conf));
             last = w.snap->index;
         }
+        for (std::size_t k = 1; k < w.entries.size(); ++k)
+            if (w.entries[k].index != w.entries[k - 1].index + 1)
+                return status::error("leveldb_log_store: entries of one write must be consecutive");
         if (!w.entries.empty()) {
             const index_t first = w.entries.front().index;
             const index_t floor = w.snap ? w.snap->index : snap_.index;
@@ -145,10 +161,7 @@ public:
             snap_ = *w.snap;
             cache_.clear();
             cache_bytes_ = 0;
-            if (conf_.index < w.snap->index && !w.snap->conf.empty()) {
-                conf_ = w.snap->conf;
-                conf_.index = w.snap->index;
-            }
+            if (!w.conf && !w.snap->conf.empty()) conf_ = w.snap->conf;
         }
         if (!w.entries.empty()) cache_append(w.entries);
         last_ = last;
@@ -199,6 +212,7 @@ private:
     status load() {
         leveldb::Options lo;
         lo.create_if_missing = true;
+        lo.paranoid_checks = true;  // a damaged LevelDB log is an error, never skipped silently
         lo.compression = leveldb::kSnappyCompression;
         block_cache_.reset(leveldb::NewLRUCache(8u << 20));
         lo.block_cache = block_cache_.get();
@@ -210,6 +224,12 @@ private:
         std::string v;
         auto st = db_->Get({}, meta_key, &v);
         if (st.IsNotFound()) {
+            std::unique_ptr<leveldb::Iterator> any(db_->NewIterator({}));
+            any->SeekToFirst();
+            if (any->Valid() || !any->status().ok())
+                return status::error("leveldb_log_store: " + opt_.dir.string() +
+                                     " holds data but no craft identity record; it is not a "
+                                     "craft log (or it is damaged)");
             std::string meta;
             put_u64(meta, format_version);
             put_u64(meta, opt_.cluster_id);
@@ -242,12 +262,18 @@ private:
                                      " belongs to node " + std::to_string(node) + ", not node " +
                                      std::to_string(opt_.id));
         }
-        if (db_->Get({}, hard_key, &v).ok() && !decode_hard_state(v, hard_))
-            return corrupt("hard state");
-        if (db_->Get({}, conf_key, &v).ok() && !decode_conf(v, conf_))
-            return corrupt("configuration");
-        if (db_->Get({}, snap_key, &v).ok() && !decode_snapshot_meta(v, snap_))
-            return corrupt("snapshot metadata");
+        if (auto e = load_record(
+                hard_key, "hard state", [&] { return decode_hard_state(v, hard_); }, v);
+            !e)
+            return e;
+        if (auto e = load_record(
+                conf_key, "configuration", [&] { return decode_conf(v, conf_); }, v);
+            !e)
+            return e;
+        if (auto e = load_record(
+                snap_key, "snapshot metadata", [&] { return decode_snapshot_meta(v, snap_); }, v);
+            !e)
+            return e;
         // The last entry is the last key of the 'e' range.
         std::unique_ptr<leveldb::Iterator> it(db_->NewIterator({}));
         it->Seek(entry_key(~index_t{0}));
@@ -256,12 +282,23 @@ private:
         else
             it->SeekToLast();
         while (it->Valid() && (it->key().size() != 9 || it->key()[0] != 'e')) it->Prev();
+        if (!it->status().ok()) return corrupt("entry index (" + it->status().ToString() + ")");
         last_ = snap_.index;
         if (it->Valid()) {
             index_t i = 0;
             for (int b = 1; b <= 8; ++b) i = (i << 8) | static_cast<unsigned char>(it->key()[b]);
             last_ = std::max(last_, i);
         }
+        return {};
+    }
+
+    /// Reads record `key` into `v` and decodes it; absent is fine, unreadable is not.
+    template <class Decode>
+    status load_record(const char* key, const char* what, Decode decode, std::string& v) {
+        auto st = db_->Get({}, key, &v);
+        if (st.IsNotFound()) return {};
+        if (!st.ok()) return corrupt(std::string(what) + " (" + st.ToString() + ")");
+        if (!decode()) return corrupt(what);
         return {};
     }
 
