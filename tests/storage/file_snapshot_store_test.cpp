@@ -4,26 +4,16 @@
 
 #include <craft/snapshot/file_snapshot_store.hpp>
 
-#include <unistd.h>  // getpid: unique temporary directories
-#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <string>
 
+#include "temp_dir.hpp"
+
 using namespace craft;
+using craft::test::temp_dir;
 
 namespace {
-
-struct temp_dir {
-    std::filesystem::path path;
-    temp_dir() {
-        static std::atomic<int> n{0};
-        path = std::filesystem::temp_directory_path() /
-               ("craft-snap-test-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
-        std::filesystem::remove_all(path);
-    }
-    ~temp_dir() { std::filesystem::remove_all(path); }
-};
 
 snapshot make(index_t index, term_t term, const std::string& data) {
     snapshot s;

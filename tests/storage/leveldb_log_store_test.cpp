@@ -5,28 +5,17 @@
 #include <craft/core/raw_node.hpp>
 #include <craft/storage/leveldb_log_store.hpp>
 
-#include <unistd.h>  // getpid: unique temporary directories
-#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
 
+#include "temp_dir.hpp"
+
 using namespace craft;
+using craft::test::temp_dir;
 
 namespace {
-
-/// A fresh temporary directory, removed at the end of the test.
-struct temp_dir {
-    std::filesystem::path path;
-    temp_dir() {
-        static std::atomic<int> n{0};
-        path = std::filesystem::temp_directory_path() /
-               ("craft-test-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
-        std::filesystem::remove_all(path);
-    }
-    ~temp_dir() { std::filesystem::remove_all(path); }
-};
 
 leveldb_log_store::options opts(const temp_dir& d, std::uint64_t cluster = 7, node_id id = 1) {
     leveldb_log_store::options o;

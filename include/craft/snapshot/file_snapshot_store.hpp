@@ -178,31 +178,17 @@ private:
     static std::uint32_t crc(std::string_view s) {
         return detail::crc32c(std::as_bytes(std::span<const char>(s.data(), s.size())));
     }
-    static void put_u64(std::string& out, std::uint64_t v) {
-        for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-    }
-    static bool get_u64(std::string_view& in, std::uint64_t& v) {
-        if (in.size() < 8) return false;
-        v = 0;
-        for (int i = 0; i < 8; ++i)
-            v |= static_cast<std::uint64_t>(
-                     static_cast<unsigned char>(in[static_cast<std::size_t>(i)]))
-                 << (8 * i);
-        in.remove_prefix(8);
-        return true;
-    }
-
     /// version | index | term | conf index | data size | data crc | conf bytes | meta crc
     static std::string encode_meta(const snapshot& s) {
         std::string m;
-        put_u64(m, format_version);
-        put_u64(m, s.meta.index);
-        put_u64(m, s.meta.term);
-        put_u64(m, s.meta.conf.index);
-        put_u64(m, s.data.size());
-        put_u64(m, crc(s.data.str()));
+        core::detail::put_u64(m, format_version);
+        core::detail::put_u64(m, s.meta.index);
+        core::detail::put_u64(m, s.meta.term);
+        core::detail::put_u64(m, s.meta.conf.index);
+        core::detail::put_u64(m, s.data.size());
+        core::detail::put_u64(m, crc(s.data.str()));
         m.append(core::encode_configuration(s.meta.conf).str());
-        put_u64(m, crc(m));
+        core::detail::put_u64(m, crc(m));
         return m;
     }
 
@@ -222,23 +208,23 @@ private:
         std::string_view tail = body.substr(body.size() - 8);
         body.remove_suffix(8);
         std::uint64_t meta_crc = 0;
-        if (!get_u64(tail, meta_crc) || meta_crc != crc(body)) {
+        if (!core::detail::get_u64(tail, meta_crc) || meta_crc != crc(body)) {
             why = "meta fails its checksum";
             return std::nullopt;
         }
         std::uint64_t version = 0, size = 0, data_crc = 0;
         snapshot s;
-        get_u64(body, version);
+        core::detail::get_u64(body, version);
         if (version > format_version) {
             why = "written by a newer craft (format " + std::to_string(version) + ")";
             return std::nullopt;
         }
-        get_u64(body, s.meta.index);
-        get_u64(body, s.meta.term);
+        core::detail::get_u64(body, s.meta.index);
+        core::detail::get_u64(body, s.meta.term);
         index_t conf_index = 0;
-        get_u64(body, conf_index);
-        get_u64(body, size);
-        get_u64(body, data_crc);
+        core::detail::get_u64(body, conf_index);
+        core::detail::get_u64(body, size);
+        core::detail::get_u64(body, data_crc);
         auto conf = core::decode_configuration(shared_bytes(body));
         if (!conf) {
             why = "meta holds an unreadable configuration";

@@ -231,9 +231,9 @@ private:
                                      " holds data but no craft identity record; it is not a "
                                      "craft log (or it is damaged)");
             std::string meta;
-            put_u64(meta, format_version);
-            put_u64(meta, opt_.cluster_id);
-            put_u64(meta, opt_.id);
+            core::detail::put_u64(meta, format_version);
+            core::detail::put_u64(meta, opt_.cluster_id);
+            core::detail::put_u64(meta, opt_.id);
             leveldb::WriteOptions wo;
             wo.sync = true;
             if (auto ws = db_->Put(wo, meta_key, meta); !ws.ok())
@@ -245,7 +245,8 @@ private:
         } else {
             std::string_view in = v;
             std::uint64_t version = 0, cluster = 0, node = 0;
-            if (!get_u64(in, version) || !get_u64(in, cluster) || !get_u64(in, node))
+            if (!core::detail::get_u64(in, version) || !core::detail::get_u64(in, cluster) ||
+                !core::detail::get_u64(in, node))
                 return status::error("leveldb_log_store: " + opt_.dir.string() +
                                      " has an unreadable identity record; it is not a craft log");
             if (version > format_version)
@@ -309,20 +310,6 @@ private:
 
     // ---- encoding ------------------------------------------------------------------------
 
-    static void put_u64(std::string& out, std::uint64_t v) {
-        for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-    }
-    static bool get_u64(std::string_view& in, std::uint64_t& v) {
-        if (in.size() < 8) return false;
-        v = 0;
-        for (int i = 0; i < 8; ++i)
-            v |= static_cast<std::uint64_t>(
-                     static_cast<unsigned char>(in[static_cast<std::size_t>(i)]))
-                 << (8 * i);
-        in.remove_prefix(8);
-        return true;
-    }
-
     static void put_entry_key(char (&key)[9], index_t i) {
         key[0] = 'e';
         for (int b = 0; b < 8; ++b) key[1 + b] = static_cast<char>((i >> (56 - 8 * b)) & 0xff);
@@ -332,7 +319,7 @@ private:
     static void encode_entry(const entry& e, std::string& v) {
         v.clear();
         v.resize(4);
-        put_u64(v, e.term);
+        core::detail::put_u64(v, e.term);
         v.push_back(static_cast<char>(e.type));
         v.append(e.data.str());
         const std::uint32_t crc = entry_crc(e.index, std::string_view(v).substr(4));
@@ -356,7 +343,7 @@ private:
         if (entry_crc(index, body) != crc) return std::nullopt;
         entry e;
         e.index = index;
-        if (!get_u64(body, e.term)) return std::nullopt;
+        if (!core::detail::get_u64(body, e.term)) return std::nullopt;
         const auto type = static_cast<std::uint8_t>(body.front());
         if (type > static_cast<std::uint8_t>(entry_type::configuration)) return std::nullopt;
         e.type = static_cast<entry_type>(type);
@@ -366,23 +353,24 @@ private:
     }
     static std::string encode_hard_state(const hard_state& h) {
         std::string v;
-        put_u64(v, h.term);
-        put_u64(v, h.vote);
-        put_u64(v, h.commit);
+        core::detail::put_u64(v, h.term);
+        core::detail::put_u64(v, h.vote);
+        core::detail::put_u64(v, h.commit);
         return v;
     }
     static bool decode_hard_state(std::string_view v, hard_state& h) {
-        return get_u64(v, h.term) && get_u64(v, h.vote) && get_u64(v, h.commit) && v.empty();
+        return core::detail::get_u64(v, h.term) && core::detail::get_u64(v, h.vote) &&
+               core::detail::get_u64(v, h.commit) && v.empty();
     }
     static std::string encode_conf(const configuration& c) {
         std::string v;
-        put_u64(v, c.index);
+        core::detail::put_u64(v, c.index);
         v.append(core::encode_configuration(c).str());
         return v;
     }
     static bool decode_conf(std::string_view v, configuration& c) {
         index_t index = 0;
-        if (!get_u64(v, index)) return false;
+        if (!core::detail::get_u64(v, index)) return false;
         auto d = core::decode_configuration(shared_bytes(v));
         if (!d) return false;
         c = *d;
@@ -391,13 +379,14 @@ private:
     }
     static std::string encode_snapshot_meta(const craft::snapshot_meta& m) {
         std::string v;
-        put_u64(v, m.index);
-        put_u64(v, m.term);
+        core::detail::put_u64(v, m.index);
+        core::detail::put_u64(v, m.term);
         v.append(encode_conf(m.conf));
         return v;
     }
     static bool decode_snapshot_meta(std::string_view v, craft::snapshot_meta& m) {
-        return get_u64(v, m.index) && get_u64(v, m.term) && decode_conf(v, m.conf);
+        return core::detail::get_u64(v, m.index) && core::detail::get_u64(v, m.term) &&
+               decode_conf(v, m.conf);
     }
 
     // ---- reads and the tail cache --------------------------------------------------------
