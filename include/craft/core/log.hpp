@@ -75,12 +75,6 @@ public:
         }
         entries_.insert(entries_.end(), ents.begin(), ents.end());
     }
-    /// The entries in `[lo, hi)`, which must lie in this tail.
-    void slice(index_t lo, index_t hi, std::vector<entry>& out) const {
-        assert(lo >= offset_ && hi <= offset_ + entries_.size());
-        out.insert(out.end(), entries_.begin() + static_cast<std::ptrdiff_t>(lo - offset_),
-                   entries_.begin() + static_cast<std::ptrdiff_t>(hi - offset_));
-    }
 
     [[nodiscard]] const std::vector<entry>& entries() const noexcept { return entries_; }
     [[nodiscard]] const std::optional<snapshot>& pending_snapshot() const noexcept { return snap_; }
