@@ -5,18 +5,13 @@
 # `// expect: <regex>` lines; each CMake regex must match the build output).
 
 cmake_minimum_required(VERSION 3.21)
+include("${CMAKE_CURRENT_LIST_DIR}/pop_line.cmake")
 
 # The regexes, one per line; read without CMake lists, since a regex may hold a ";".
 file(READ "${SOURCE}" text)
 set(count 0)
 while(NOT text STREQUAL "")
-    string(FIND "${text}" "\n" eol)
-    if(eol EQUAL -1)
-        string(LENGTH "${text}" eol)
-    endif()
-    string(SUBSTRING "${text}" 0 ${eol} line)
-    math(EXPR eol "${eol} + 1")
-    string(SUBSTRING "${text}" ${eol} -1 text)
+    pop_line(text line)
     if(line MATCHES "^[ \t]*//[ \t]*expect:(.*)$")
         string(STRIP "${CMAKE_MATCH_1}" regex)
         math(EXPR count "${count} + 1")
