@@ -49,7 +49,7 @@ struct trio {
                     w.entries = rd.entries;
                     if (rd.hard) w.hard = &*rd.hard;
                     if (rd.conf) w.conf = &*rd.conf;
-                    if (rd.snap) w.snap = &rd.snap->meta;
+                    if (rd.snap) w.snap = &*rd.snap;
                     (void)stores[i]->write(w);
                     for (auto& m : rd.messages_after_persist) wire.push_back(std::move(m));
                     benchmark::DoNotOptimize(rd.committed.data());

@@ -4,41 +4,22 @@
 /// `static_assert` that names the slot and this header; read the numbered requirements of
 /// the concept it names.
 
-#include <concepts>  // requirement checks
-#include <functional>
+#include <concepts>    // requirement checks
+#include <functional>  // transport handlers
+#include <memory>      // snapshot sinks and readers
 #include <optional>
 #include <span>
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "core/log_reader.hpp"
 #include "core/types.hpp"
+#include "snapshot_io.hpp"
+#include "status.hpp"
 
 namespace craft {
-
-/// Outcome of an operation that can fail: empty when it succeeded, otherwise a message that
-/// says what happened and what to do.
-class status {
-public:
-    status() = default;
-    /// A failed status carrying `message`.
-    static status error(std::string message) {
-        status s;
-        s.message_ = std::move(message);
-        return s;
-    }
-    [[nodiscard]] bool ok() const noexcept { return !message_.has_value(); }
-    explicit operator bool() const noexcept { return ok(); }
-    /// The error message ("" when ok).
-    [[nodiscard]] const std::string& message() const noexcept {
-        static const std::string none;
-        return message_ ? *message_ : none;
-    }
-
-private:
-    std::optional<std::string> message_;
-};
 
 /// One durable write to a log store: everything a ready batch asks to persist, written
 /// atomically with one sync.
@@ -65,33 +46,65 @@ concept log_store = log_reader<S> && requires(S& s, const log_write& w, const sn
     { s.compact(m) } -> std::same_as<status>;
 };
 
-/// Snapshot storage. A type `S` models `snapshot_store` when, for an `S& s`:
+/// Snapshot storage. A type `S` models `snapshot_store` when, for an `S& s` and a
+/// `snapshot_meta m`:
 ///
-/// 1. `s.save(snap)` stores a `snapshot` durably and returns a `status`; the newest saved
-///    snapshot is the one `latest()` returns.
-/// 2. `s.latest()` returns the newest stored snapshot, or `std::nullopt` when there is none.
+/// 1. `s.begin(m)` returns a `std::unique_ptr<snapshot_sink>` (see snapshot_io.hpp) for a new
+///    snapshot described by `m`, or null when the store cannot write (see `last_error()`);
+///    its `commit()` makes the snapshot durable and visible atomically, also across a crash;
+///    dropping it uncommitted leaves no trace.
+/// 2. `s.list()` returns the metadata of the stored snapshots, newest first, as a
+///    `std::vector<snapshot_meta>`; the store keeps a bounded number of them.
+/// 3. `s.open(index)` returns a `std::unique_ptr<snapshot_reader>` for the stored snapshot at
+///    `index` once every file passed its checksum, or null (missing or damaged: a damaged
+///    snapshot is never handed out).
+/// 4. `s.last_error()` returns a `status` describing the last failure (ok when none).
 template <class S>
-concept snapshot_store = requires(S& s, const snapshot& snap) {
-    { s.save(snap) } -> std::same_as<status>;
-    { s.latest() } -> std::same_as<std::optional<snapshot>>;
+concept snapshot_store = requires(S& s, const snapshot_meta& m, index_t i) {
+    { s.begin(m) } -> std::same_as<std::unique_ptr<snapshot_sink>>;
+    { s.list() } -> std::same_as<std::vector<snapshot_meta>>;
+    { s.open(i) } -> std::same_as<std::unique_ptr<snapshot_reader>>;
+    { s.last_error() } -> std::convertible_to<status>;
 };
 
-/// A replicated state machine. A type `M` models `state_machine` when, for an `M& m`:
+/// A replicated state machine. A type `M` models `state_machine` when, for an `M& m`, a
+/// `snapshot_writer& w` and a `snapshot_reader& r` (see snapshot_io.hpp):
 ///
 /// 1. `m.apply(batch)` applies a `std::span<const entry>` of committed commands, in index
 ///    order, exactly once per entry per incarnation; it is called from one thread only.
-/// 2. `m.save_snapshot()` returns its whole state as `shared_bytes` (a copy-on-write view
-///    is fine: replication goes on while the bytes are written).
-/// 3. `m.load_snapshot(bytes)` replaces its whole state with one saved by `save_snapshot`.
+/// 2. `m.save_snapshot(w)` writes its whole state as one or more files and returns a
+///    `status`. It runs between two `apply` calls; replication goes on meanwhile (the core
+///    and the log do not wait for the state machine).
+/// 3. `m.load_snapshot(r)` replaces its whole state with one saved by `save_snapshot` and
+///    returns a `status`.
 ///
-/// Optional hooks, called when present (detected, never demanded): `on_leader_start(term_t)`,
-/// `on_leader_stop()`, `on_configuration_committed(const configuration&)`.
+/// Optional (detected, never demanded):
+/// - `m.prepare_snapshot()` returns a callable `f(snapshot_writer&) -> status` holding a
+///   consistent view of the state (a copy-on-write view, or a copy); the node calls it later,
+///   possibly on another thread, while `apply` goes on. When present it is used instead of
+///   `save_snapshot`.
+/// - `m.last_applied()` returns the `index_t` of the last entry already reflected in the
+///   state machine's own durable data (TAF libraft's onLoadData): at start-up the node then
+///   replays only the entries after it instead of loading a snapshot first.
+/// - hooks: `on_leader_start(term_t)`, `on_leader_stop()`,
+///   `on_configuration_committed(const configuration&)`.
 template <class M>
-concept state_machine = requires(M& m, const M& cm, std::span<const entry> batch,
-                                 const shared_bytes& bytes) {
+concept state_machine = requires(M& m, std::span<const entry> batch, snapshot_writer& w,
+                                 snapshot_reader& r) {
     m.apply(batch);
-    { cm.save_snapshot() } -> std::convertible_to<shared_bytes>;
-    m.load_snapshot(bytes);
+    { m.save_snapshot(w) } -> std::same_as<status>;
+    { m.load_snapshot(r) } -> std::same_as<status>;
+};
+
+/// True when the state machine can hand out a consistent view to save later.
+template <class M>
+concept has_prepare_snapshot = requires(M& m, snapshot_writer& w) {
+    { m.prepare_snapshot()(w) } -> std::same_as<status>;
+};
+/// True when the state machine keeps its own durable data and knows how far it got.
+template <class M>
+concept has_last_applied = requires(const M& m) {
+    { m.last_applied() } -> std::convertible_to<index_t>;
 };
 
 /// True when the state machine wants to hear that this node became leader.

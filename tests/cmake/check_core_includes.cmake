@@ -2,7 +2,8 @@
 # cannot check, because every system header is on the include path anyway.
 #   1. craft/core/** includes only the standard library and other craft/core/ headers (plus
 #      craft/version.hpp): no threads, files, sockets, or third-party libraries.
-#   2. craft/concepts.hpp includes only the standard library and craft/core/ headers.
+#   2. craft/concepts.hpp (and status.hpp and snapshot_io.hpp, which it includes) include only
+#      the standard library, craft/core/ headers and each other.
 #
 # Inputs (-D): INCLUDE_DIR (the include/ directory of the source tree).
 
@@ -18,15 +19,21 @@ set(forbidden
     "^(fstream|filesystem)$")
 
 file(GLOB_RECURSE headers RELATIVE "${INCLUDE_DIR}" "${INCLUDE_DIR}/craft/core/*")
-if(EXISTS "${INCLUDE_DIR}/craft/concepts.hpp")
-    list(APPEND headers "craft/concepts.hpp")
-endif()
+foreach(layer2 IN ITEMS concepts.hpp status.hpp snapshot_io.hpp)
+    if(EXISTS "${INCLUDE_DIR}/craft/${layer2}")
+        list(APPEND headers "craft/${layer2}")
+    endif()
+endforeach()
 
 set(errors "")
 foreach(header IN LISTS headers)
     craft_header_includes("${INCLUDE_DIR}" "${header}" craft_includes other_includes)
     foreach(included IN LISTS craft_includes)
-        if(NOT included MATCHES "^craft/core/" AND NOT included STREQUAL "craft/version.hpp")
+        set(allowed "^craft/core/|^craft/version\\.hpp$")
+        if(NOT header MATCHES "^craft/core/")
+            string(APPEND allowed "|^craft/(status|snapshot_io)\\.hpp$")
+        endif()
+        if(NOT included MATCHES "${allowed}")
             string(APPEND errors "${header}: includes ${included}; core layers may include only "
                 "craft/core/ headers and the standard library\n")
         endif()

@@ -30,14 +30,23 @@ struct log_store : log_reader_only {
 };
 
 struct snapshot_store {
-    status save(const snapshot&) { return {}; }
-    std::optional<snapshot> latest() const { return std::nullopt; }
+    std::unique_ptr<snapshot_sink> begin(const snapshot_meta&) { return nullptr; }
+    std::vector<snapshot_meta> list() const { return {}; }
+    std::unique_ptr<snapshot_reader> open(index_t) { return nullptr; }
+    status last_error() const { return {}; }
 };
 
 struct state_machine {
     void apply(std::span<const entry>) {}
-    shared_bytes save_snapshot() const { return {}; }
-    void load_snapshot(const shared_bytes&) {}
+    status save_snapshot(snapshot_writer&) const { return {}; }
+    status load_snapshot(snapshot_reader&) { return {}; }
+};
+
+struct state_machine_with_options : state_machine {
+    index_t last_applied() const { return 0; }
+    auto prepare_snapshot() const {
+        return [](snapshot_writer&) { return status{}; };
+    }
 };
 
 struct state_machine_with_hooks : state_machine {
@@ -61,6 +70,16 @@ struct log_reader_with_wrong_term : log_reader_only {
 };
 struct state_machine_without_load : state_machine {
     void load_snapshot() {}
+};
+struct state_machine_with_whole_blob_snapshots {  // the old API: must not pass any more
+    void apply(std::span<const entry>) {}
+    shared_bytes save_snapshot() const { return {}; }
+    void load_snapshot(const shared_bytes&) {}
+};
+struct snapshot_store_without_open {
+    std::unique_ptr<snapshot_sink> begin(const snapshot_meta&) { return nullptr; }
+    std::vector<snapshot_meta> list() const { return {}; }
+    status last_error() const { return {}; }
 };
 struct transport_with_blocking_start {
     void send(message&&) {}
@@ -86,6 +105,8 @@ TEST_CASE("concepts: a type missing one requirement does not model the concept")
     static_assert(!craft::log_store<archetype::log_store_without_compact>);
     static_assert(!craft::log_reader<archetype::log_reader_with_wrong_term>);
     static_assert(!craft::state_machine<archetype::state_machine_without_load>);
+    static_assert(!craft::state_machine<archetype::state_machine_with_whole_blob_snapshots>);
+    static_assert(!craft::snapshot_store<archetype::snapshot_store_without_open>);
     static_assert(!craft::transport<archetype::transport_with_blocking_start>);
 }
 
@@ -95,6 +116,10 @@ TEST_CASE("concepts: optional hooks are detected, never demanded") {
     static_assert(craft::has_on_leader_stop<archetype::state_machine_with_hooks>);
     static_assert(craft::has_on_configuration_committed<archetype::state_machine_with_hooks>);
     static_assert(craft::state_machine<archetype::state_machine_with_hooks>);
+    static_assert(!craft::has_last_applied<archetype::state_machine>);
+    static_assert(!craft::has_prepare_snapshot<archetype::state_machine>);
+    static_assert(craft::has_last_applied<archetype::state_machine_with_options>);
+    static_assert(craft::has_prepare_snapshot<archetype::state_machine_with_options>);
 }
 
 TEST_CASE("concepts: the testing policies model their concepts") {

@@ -62,7 +62,7 @@ struct peer {
             auto rd = node->get_ready();
             for (auto& m : rd.messages) out.push_back(std::move(m));
             log_write w;
-            if (rd.snap) w.snap = &rd.snap->meta;
+            if (rd.snap) w.snap = &*rd.snap;
             w.entries = rd.entries;
             if (rd.hard) w.hard = &*rd.hard;
             if (rd.conf) w.conf = &*rd.conf;

@@ -24,19 +24,19 @@ public:
 
     /// Index of the first entry, if a pending snapshot fixes it.
     [[nodiscard]] std::optional<index_t> maybe_first_index() const {
-        if (snap_) return snap_->meta.index + 1;
+        if (snap_) return snap_->index + 1;
         return std::nullopt;
     }
     /// Index of the last entry held here or covered by the pending snapshot.
     [[nodiscard]] std::optional<index_t> maybe_last_index() const {
         if (!entries_.empty()) return offset_ + entries_.size() - 1;
-        if (snap_) return snap_->meta.index;
+        if (snap_) return snap_->index;
         return std::nullopt;
     }
     /// Term of entry `i` if this tail knows it.
     [[nodiscard]] std::optional<term_t> maybe_term(index_t i) const {
         if (i < offset_) {
-            if (snap_ && snap_->meta.index == i) return snap_->meta.term;
+            if (snap_ && snap_->index == i) return snap_->term;
             return std::nullopt;
         }
         auto last = maybe_last_index();
@@ -53,11 +53,11 @@ public:
     }
     /// The snapshot at `i` was persisted.
     void stable_snapshot_to(index_t i) {
-        if (snap_ && snap_->meta.index == i) snap_.reset();
+        if (snap_ && snap_->index == i) snap_.reset();
     }
     /// Replaces everything with a snapshot received from the leader.
-    void restore(snapshot s) {
-        offset_ = s.meta.index + 1;
+    void restore(snapshot_meta s) {
+        offset_ = s.index + 1;
         entries_.clear();
         snap_ = std::move(s);
     }
@@ -77,11 +77,13 @@ public:
     }
 
     [[nodiscard]] const std::vector<entry>& entries() const noexcept { return entries_; }
-    [[nodiscard]] const std::optional<snapshot>& pending_snapshot() const noexcept { return snap_; }
+    [[nodiscard]] const std::optional<snapshot_meta>& pending_snapshot() const noexcept {
+        return snap_;
+    }
     [[nodiscard]] index_t offset() const noexcept { return offset_; }
 
 private:
-    std::optional<snapshot> snap_;
+    std::optional<snapshot_meta> snap_;
     std::vector<entry> entries_;
     index_t offset_;
 };
@@ -244,14 +246,14 @@ public:
     void stable_snapshot_to(index_t i) { unstable_.stable_snapshot_to(i); }
 
     /// Replaces the log with a snapshot received from the leader.
-    void restore(snapshot s) {
-        committed_ = s.meta.index;
+    void restore(snapshot_meta s) {
+        committed_ = s.index;
         unstable_.restore(std::move(s));
     }
 
     /// Metadata of the snapshot a lagging follower should receive.
     [[nodiscard]] snapshot_meta snapshot_for_follower() const {
-        if (const auto& s = unstable_.pending_snapshot()) return s->meta;
+        if (const auto& s = unstable_.pending_snapshot()) return *s;
         return storage_->snapshot_meta();
     }
 

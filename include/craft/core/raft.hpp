@@ -775,6 +775,7 @@ private:
     /// the message's term.
     [[nodiscard]] bool well_formed(const message& m) const {
         if (m.from == no_node || m.from == id() || (m.to != id() && m.to != no_node)) return false;
+        if (m.type == message_type::snapshot_ack) return false;  // between runtimes only
         if (m.type == message_type::snapshot && (m.snap.index == 0 || m.snap.term > m.term))
             return false;
         if (m.entries.empty()) return true;
@@ -837,7 +838,9 @@ private:
         case message_type::snapshot:
             election_elapsed_ = 0;
             lead_ = m.from;
-            handle_snapshot(m);
+            // A chunk in transit only shows the leader is alive; the runtime steps the whole
+            // snapshot in once it holds it durably.
+            if (!m.snap_partial) handle_snapshot(m);
             break;
         case message_type::read_index_response: read_states_.push_back({m.index, m.context}); break;
         default: break;
@@ -878,7 +881,7 @@ private:
             send({.type = message_type::append_response, .to = m.from, .index = log_.committed()});
             return;
         } else {
-            log_.restore({s, m.snap_data});
+            log_.restore(s);
             configuration c = s.conf;
             c.index = s.index;
             if (!c.empty()) set_configuration(c);

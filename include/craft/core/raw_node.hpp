@@ -35,7 +35,8 @@ struct ready {
     std::optional<hard_state> hard;     ///< Term, vote or commit changed: persist.
     std::optional<configuration> conf;  ///< Membership changed: persist.
     std::vector<entry> entries;         ///< Persist before sending `messages_after_persist`.
-    std::optional<snapshot> snap;       ///< Received from the leader: persist and load.
+    std::optional<snapshot_meta> snap;  ///< Installed from the leader: persist, then load it
+                                        ///< from the snapshot store.
     std::vector<entry> committed;       ///< Apply, in index order.
     std::vector<message> messages;      ///< Send now.
     std::vector<message> messages_after_persist;  ///< Send once this batch is durable.
@@ -116,7 +117,7 @@ public:
 
         pending_ = {};
         if (!rd.entries.empty()) pending_.last = {rd.entries.back().index, rd.entries.back().term};
-        if (rd.snap) pending_.snap_index = rd.snap->meta.index;
+        if (rd.snap) pending_.snap_index = rd.snap->index;
         if (!rd.committed.empty()) pending_.applied = rd.committed.back().index;
         pending_.hard = rd.hard;
         prev_soft_ = ss;

@@ -154,12 +154,6 @@ struct snapshot_meta {
     friend bool operator==(const snapshot_meta&, const snapshot_meta&) = default;
 };
 
-/// A snapshot as the core sees it: metadata plus the state machine's opaque bytes.
-struct snapshot {
-    snapshot_meta meta;
-    shared_bytes data;
-};
-
 /// The kinds of messages nodes exchange.
 enum class message_type : std::uint8_t {
     vote,                 ///< RequestVote.
@@ -174,14 +168,16 @@ enum class message_type : std::uint8_t {
     snapshot,             ///< InstallSnapshot.
     read_index,           ///< A follower asks the leader for a linearizable read point.
     read_index_response,  ///< The leader's confirmed read point.
+    snapshot_ack,         ///< A follower's answer to one snapshot chunk (runtime only).
 };
 
 /// Human-readable name of a message type, for logs and failure reports.
 [[nodiscard]] constexpr std::string_view to_string(message_type t) noexcept {
     constexpr std::string_view names[] = {
-        "vote",   "vote_response",   "pre_vote",   "pre_vote_response",
-        "append", "append_response", "heartbeat",  "heartbeat_response",
-        "commit", "snapshot",        "read_index", "read_index_response",
+        "vote",         "vote_response",   "pre_vote",   "pre_vote_response",
+        "append",       "append_response", "heartbeat",  "heartbeat_response",
+        "commit",       "snapshot",        "read_index", "read_index_response",
+        "snapshot_ack",
     };
     return names[static_cast<std::size_t>(t)];
 }
@@ -202,9 +198,15 @@ struct message {
     bool reject = false;
     std::uint64_t context = 0;  ///< ReadIndex request id carried by heartbeats and read_index.
     std::vector<entry> entries = {};
-    snapshot_meta snap = {};  ///< For `snapshot`.
-    shared_bytes snap_data =
-        {};  ///< For `snapshot`; attached by the runtime from its snapshot store.
+    snapshot_meta snap = {};  ///< For `snapshot` and `snapshot_ack`: which snapshot.
+    /// `snapshot` and `snapshot_ack` between runtimes: the snapshot travels as a byte stream
+    /// in chunks. A chunk carries `snap_offset` and `snap_data`; `snap_partial` marks a chunk
+    /// still in transit (the core only notes the leader's contact). The core sees a complete
+    /// `snapshot` (not partial) only once the runtime holds it durably in its snapshot store.
+    /// An ack's `index` is the next offset the follower wants.
+    std::uint64_t snap_offset = 0;
+    shared_bytes snap_data = {};
+    bool snap_partial = false;
 };
 
 /// A linearizable read point: once the state machine has applied `index`, a read issued with

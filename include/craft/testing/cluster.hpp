@@ -19,6 +19,8 @@
 
 #include "../concepts.hpp"
 #include "../core/raw_node.hpp"
+#include "../detail/snapshot_transfer.hpp"
+#include "../detail/state_machine_io.hpp"
 #include "memory_log_store.hpp"
 #include "memory_snapshot_store.hpp"
 #include "sim_network.hpp"
@@ -38,33 +40,57 @@ public:
     void apply(std::span<const entry> batch) {
         for (const auto& e : batch) values_.emplace_back(e.data.str());
     }
-    [[nodiscard]] shared_bytes save_snapshot() const {
-        std::string out;
-        for (const auto& v : values_) {
-            out += std::to_string(v.size());
-            out += ':';
-            out += v;
-        }
-        return shared_bytes(out);
+    status save_snapshot(snapshot_writer& w) const { return save(values_, w); }
+    /// A copy of the state, saved later (possibly elsewhere) while applying goes on.
+    auto prepare_snapshot() const {
+        return [copy = values_](snapshot_writer& w) { return save(copy, w); };
     }
-    void load_snapshot(const shared_bytes& b) {
-        values_.clear();
-        std::string_view in = b.str();
-        while (!in.empty()) {
-            const auto colon = in.find(':');
-            const auto n = std::stoull(std::string(in.substr(0, colon)));
-            values_.emplace_back(in.substr(colon + 1, n));
-            in.remove_prefix(colon + 1 + n);
+    status load_snapshot(snapshot_reader& r) {
+        auto count = r.read_file("count");
+        auto in = r.read_file("values");
+        if (!count || !in) return status::error("recording_state_machine: files missing");
+        std::vector<std::string> values;
+        std::string_view rest(*in);
+        while (!rest.empty()) {
+            const auto colon = rest.find(':');
+            if (colon == std::string_view::npos) break;
+            const auto n = std::stoull(std::string(rest.substr(0, colon)));
+            if (n > rest.size() - colon - 1) break;
+            values.emplace_back(rest.substr(colon + 1, n));
+            rest.remove_prefix(colon + 1 + n);
         }
+        if (!rest.empty() || std::to_string(values.size()) != *count)
+            return status::error("recording_state_machine: damaged snapshot");
+        values_ = std::move(values);
+        return {};
     }
     /// Commands applied so far, in order.
     [[nodiscard]] const std::vector<std::string>& values() const noexcept { return values_; }
 
 private:
+    /// Two files: the number of values, and the values as `<size>:<bytes>`, written in
+    /// pieces of about 4 KiB.
+    static status save(const std::vector<std::string>& values, snapshot_writer& w) {
+        if (auto st = w.add_file("count", std::to_string(values.size())); !st) return st;
+        if (auto st = w.open_file("values"); !st) return st;
+        std::string piece;
+        for (const auto& v : values) {
+            piece += std::to_string(v.size());
+            piece += ':';
+            piece += v;
+            if (piece.size() >= 4096) {
+                if (auto st = w.write(piece); !st) return st;
+                piece.clear();
+            }
+        }
+        return w.write(piece);
+    }
+
     std::vector<std::string> values_;
 };
 
 static_assert(state_machine<recording_state_machine>);
+static_assert(has_prepare_snapshot<recording_state_machine>);
 
 /// Settings of a simulated cluster.
 struct cluster_options {
@@ -78,6 +104,12 @@ struct cluster_options {
     sim_time disk_min = 50;  ///< Latency of one durable write (us).
     sim_time disk_max = 500;
     std::size_t snapshot_every = 0;  ///< Snapshot and compact after this many applies (0: never).
+    std::size_t snapshot_keep_entries = 0;       ///< Entries kept in the log behind a snapshot.
+    std::size_t snapshot_chunk_bytes = 1 << 20;  ///< InstallSnapshot chunk size.
+    /// Use the state machine's `prepare_snapshot` (when it has one) and save the view after a
+    /// disk delay while applying goes on; otherwise save synchronously between applies.
+    bool prepared_snapshots = true;
+    double torn_writes = 0;  ///< Chance that a crash tears the write in progress (0..1).
     std::size_t max_inflight_messages = 64;
     std::size_t max_entries_per_message = 64;
 };
@@ -99,24 +131,50 @@ public:
     struct node {
         node_id id = no_node;
         bool up = true;
-        log_store_type store;
-        snapshot_store_type snaps;
+        std::string failure;  ///< Why the node stopped by itself ("" unless it did).
+        std::unique_ptr<log_store_type> store;
+        std::unique_ptr<snapshot_store_type> snaps;
         std::unique_ptr<StateMachine> sm;
         std::unique_ptr<raw_node_type> raft;
+        std::unique_ptr<detail::snapshot_transfer<snapshot_store_type>> xfer;
         std::optional<core::ready> writing;  ///< The batch on its way to disk.
         sim_time write_done = 0;
         sim_time next_tick = 0;
         index_t applied = 0;
         index_t last_snapshot = 0;
-        std::vector<read_state> reads;  ///< Read points confirmed for this node.
+        /// A prepared snapshot being saved while applying goes on.
+        struct snapshot_job {
+            snapshot_meta meta;
+            detail::snapshot_job save;
+            sim_time done = 0;
+        };
+        std::optional<snapshot_job> snapshotting;
+        bool fresh_snapshot_wanted = false;   ///< A transfer found no intact snapshot to send.
+        std::size_t snapshots_installed = 0;  ///< Snapshots received from a leader and loaded.
+        std::vector<read_state> reads;        ///< Read points confirmed for this node.
     };
 
-    explicit cluster(const cluster_options& o) : opt_(o), net_(o.seed) {
+    /// How nodes get their storage and state machine. Empty members use defaults: one
+    /// in-memory store per node, kept across crashes (the simulated disk), and a
+    /// default-constructed state machine. A log or snapshot store factory is called at every
+    /// start, so a restarted node reopens its store from disk (LevelDB, files).
+    struct factories {
+        std::function<std::unique_ptr<log_store_type>(node_id)> log_store;
+        std::function<std::unique_ptr<snapshot_store_type>(node_id)> snapshot_store;
+        std::function<std::unique_ptr<StateMachine>(node_id)> state_machine;
+    };
+
+    explicit cluster(const cluster_options& o, factories f = {})
+        : opt_(o), net_(o.seed), make_(std::move(f)) {
         for (std::size_t i = 1; i <= o.nodes; ++i) ids_.push_back(i);
         for (node_id id : ids_) {
             auto n = std::make_unique<node>();
             n->id = id;
             n->next_tick = net_.uniform(1, o.tick);  // nodes tick out of phase
+            if constexpr (std::is_default_constructible_v<log_store_type>)
+                if (!make_.log_store) n->store = std::make_unique<log_store_type>();
+            if constexpr (std::is_default_constructible_v<snapshot_store_type>)
+                if (!make_.snapshot_store) n->snaps = std::make_unique<snapshot_store_type>();
             nodes_.emplace(id, std::move(n));
             start(id);
         }
@@ -175,28 +233,25 @@ public:
         return e;
     }
 
-    /// Crashes `id`: what its disk had not completed is lost, as is all volatile state.
+    /// Crashes `id`: what its disk had not completed is lost (with `torn_writes`, part of
+    /// it may reach the disk, its last entry torn), as is all volatile state.
     void crash(node_id id) {
         node& n = at(id);
         if (!n.up) return;
-        n.up = false;
         if (trace)
             trace("crash " + std::to_string(id) + (n.writing ? " (losing a pending write)" : ""));
-        n.writing.reset();
-        n.raft.reset();
-        n.sm.reset();
-        n.reads.clear();
-        std::erase_if(reads_, [&](const auto& kv) { return kv.first.first == id; });
+        if (n.writing && opt_.torn_writes > 0) tear(n);
+        halt(n);
         check_committed_durable("crash of node " + std::to_string(id));
     }
-    /// Restarts a crashed node from its durable state.
+    /// Restarts a crashed (or stopped) node from its durable state.
     void restart(node_id id) {
         node& n = at(id);
         if (n.up) return;
         n.up = true;
         n.next_tick = now_ + net_.uniform(1, opt_.tick);
         start(id);
-        if (trace) {
+        if (trace && n.up) {
             const auto st = n.raft->status();
             trace("restart " + std::to_string(id) + " term " + std::to_string(st.hard.term) +
                   " vote " + std::to_string(st.hard.vote) + " commit " +
@@ -217,6 +272,20 @@ public:
         net_.cut(side, rest);
     }
     void heal() { net_.heal(); }
+    /// Damages stored entry `i` of node `id` (its checksum will catch it).
+    bool corrupt_entry(node_id id, index_t i) {
+        if constexpr (requires(log_store_type & l) { l.corrupt_entry(i); })
+            return at(id).store->corrupt_entry(i);
+        return false;
+    }
+    /// Damages the newest stored snapshot of node `id`; returns its index (0: none).
+    index_t corrupt_snapshot(node_id id) {
+        if constexpr (requires(snapshot_store_type & st) { st.corrupt(index_t{}); }) {
+            auto all = at(id).snaps->list();
+            if (!all.empty() && at(id).snaps->corrupt(all.front().index)) return all.front().index;
+        }
+        return 0;
+    }
 
     // ---- observing ----------------------------------------------------------------------
 
@@ -268,6 +337,13 @@ public:
     [[nodiscard]] const std::string& violation() const noexcept { return violation_; }
     /// Checks that every committed entry is still durable on a quorum (also done on crashes).
     bool verify_durability() { return check_committed_durable("explicit check"); }
+    /// Nodes that stopped by themselves (corruption they cannot repair), with the reason.
+    [[nodiscard]] std::vector<std::pair<node_id, std::string>> failures() const {
+        std::vector<std::pair<node_id, std::string>> out;
+        for (const auto& [id, n] : nodes_)
+            if (!n->failure.empty()) out.emplace_back(id, n->failure);
+        return out;
+    }
 
 private:
     /// What the checker knows of a committed index.
@@ -281,13 +357,25 @@ private:
 
     void start(node_id id) {
         node& n = at(id);
-        n.sm = std::make_unique<StateMachine>();
-        n.applied = 0;
-        if (auto s = n.snaps.latest()) {
-            n.sm->load_snapshot(s->data);
-            n.applied = s->meta.index;
-            n.last_snapshot = s->meta.index;
+        n.failure.clear();
+        if (make_.log_store) {
+            n.store.reset();  // close, then reopen from disk
+            n.store = make_.log_store(id);
+            if (!n.store) return stop(n, "its log store cannot be opened");
+        } else if constexpr (requires(log_store_type & l) { l.reopen(); }) {
+            n.store->reopen();
         }
+        if (make_.snapshot_store) {
+            n.snaps.reset();
+            n.snaps = make_.snapshot_store(id);
+            if (!n.snaps) return stop(n, "its snapshot store cannot be opened");
+        }
+        n.sm = make_.state_machine ? make_.state_machine(id) : std::make_unique<StateMachine>();
+        auto rec = detail::recover(*n.sm, *n.store, *n.snaps);
+        if (!rec.error.ok()) return stop(n, rec.error.message());
+        n.applied = rec.applied;
+        n.last_snapshot = rec.applied;
+        n.fresh_snapshot_wanted = false;
         core::options ro;
         ro.id = id;
         ro.voters = ids_;
@@ -299,7 +387,67 @@ private:
         ro.max_entries_per_message = opt_.max_entries_per_message;
         ro.applied = n.applied;
         ro.seed = opt_.seed * 1'000'003 + id + 7919 * (++incarnations_);
-        n.raft = std::make_unique<raw_node_type>(ro, n.store);
+        n.raft = std::make_unique<raw_node_type>(ro, *n.store);
+        detail::snapshot_transfer_options xo;
+        xo.chunk_bytes = opt_.snapshot_chunk_bytes;
+        n.xfer = std::make_unique<detail::snapshot_transfer<snapshot_store_type>>(id, *n.snaps, xo);
+        healthy(n);
+    }
+
+    /// Drops everything volatile: the node is down.
+    void halt(node& n) {
+        n.up = false;
+        n.writing.reset();
+        n.snapshotting.reset();
+        n.xfer.reset();
+        n.raft.reset();
+        n.sm.reset();
+        n.reads.clear();
+        std::erase_if(reads_, [&](const auto& kv) { return kv.first.first == n.id; });
+    }
+
+    /// The node found a problem it cannot repair and stops rather than serve wrong data.
+    void stop(node& n, const std::string& why) {
+        n.failure = "node " + std::to_string(n.id) + " stopped: " + why;
+        if (trace) trace(n.failure);
+        halt(n);
+    }
+
+    /// Stops the node if its log store reported corruption; true while it runs.
+    bool healthy(node& n) {
+        if (!n.up) return false;
+        if constexpr (requires(const log_store_type& l) { l.health(); }) {
+            if (!n.store->health().ok()) {
+                stop(n, n.store->health().message());
+                return false;
+            }
+        }
+        if (!n.xfer->error().ok()) {
+            stop(n, "receiving a snapshot: " + n.xfer->error().message());
+            return false;
+        }
+        return true;
+    }
+
+    /// A crash tears the write in progress: some of its entries reach the disk.
+    void tear(node& n) {
+        if constexpr (requires(log_store_type & l, const log_write& w) {
+                          l.write_torn(w, 1, true);
+                      }) {
+            if (net_.uniform(0, 999) >= static_cast<sim_time>(opt_.torn_writes * 1000)) return;
+            const auto& rd = *n.writing;
+            if (rd.snap || rd.entries.empty()) return;
+            log_write w;
+            w.entries = rd.entries;
+            const auto keep = static_cast<std::size_t>(net_.uniform(1, rd.entries.size()));
+            const bool torn = net_.uniform(0, 1) == 1;
+            if (trace)
+                trace("torn write on node " + std::to_string(n.id) + ": " + std::to_string(keep) +
+                      " of " + std::to_string(rd.entries.size()) + " entries reach the disk" +
+                      (torn ? ", the last one half-written" : ""));
+            record_durable_entries(n, nullptr, std::span<const entry>(rd.entries).first(keep));
+            n.store->write_torn(w, keep, torn);
+        }
     }
 
     // ---- the event loop -----------------------------------------------------------------
@@ -311,6 +459,7 @@ private:
             if (!n->up) continue;
             next = std::min(next, n->next_tick);
             if (n->writing) next = std::min(next, n->write_done);
+            if (n->snapshotting) next = std::min(next, n->snapshotting->done);
         }
         if (auto d = net_.next_delivery()) next = std::min(next, *d);
         now_ = std::max(now_, next);
@@ -318,16 +467,60 @@ private:
         for (auto& [id, n] : nodes_) {
             if (n->up && n->next_tick <= now_) {
                 n->raft->tick();
+                n->xfer->tick();
+                flush_transfer(*n);
                 n->next_tick += opt_.tick;
+                healthy(*n);
+            }
+            if (n->up && n->snapshotting && n->snapshotting->done <= now_) {
+                auto job = std::move(*n->snapshotting);
+                n->snapshotting.reset();
+                finish_snapshot(*n, job.meta, job.save);
             }
         }
         net_.deliver_due(now_, [&](message&& m) {
             auto it = nodes_.find(m.to);
             if (it == nodes_.end() || !it->second->up) return;
             if (trace) trace(describe(m));
-            it->second->raft->step(m);
+            deliver(*it->second, std::move(m));
+            healthy(*it->second);
         });
         pump();
+    }
+
+    void deliver(node& n, message&& m) {
+        if (m.type == message_type::snapshot_ack) {
+            n.xfer->on_ack(m);
+            flush_transfer(n);
+            return;
+        }
+        n.raft->step(m);
+        if (m.type != message_type::snapshot || !m.snap_partial) return;
+        // A chunk: the core saw the leader's contact; the bytes go to the store.
+        const auto& r = n.raft->raft_state();
+        if (r.term() != m.term || r.leader() != m.from || r.role() != core::role::follower) return;
+        if (m.snap.index <= r.log().committed() || r.log().match_term(m.snap.index, m.snap.term)) {
+            n.xfer->skip(m);  // our log covers it: no bytes needed
+            message whole = std::move(m);
+            whole.snap_partial = false;
+            whole.snap_data = {};
+            n.raft->step(whole);
+        } else if (auto whole = n.xfer->on_chunk(m)) {
+            if (trace)
+                trace("node " + std::to_string(n.id) + " received snapshot@" +
+                      std::to_string(whole->snap.index) + " in full");
+            n.raft->step(*whole);
+        }
+        flush_transfer(n);
+    }
+
+    void flush_transfer(node& n) {
+        if (!n.up) return;
+        for (auto& m : n.xfer->take_messages()) net_.send(std::move(m), now_);
+        for (const auto& r : n.xfer->take_reports()) {
+            n.raft->report_snapshot(r.peer, r.ok);
+            if (!r.ok && n.xfer->missing_snapshot()) n.fresh_snapshot_wanted = true;
+        }
     }
 
     /// Moves every node's ready batches along (sends, disk writes, applies) at `now_`.
@@ -342,7 +535,7 @@ private:
                     finish_write(*n);
                     progress = true;
                 }
-                if (!n->writing && n->raft->has_ready()) {
+                if (n->up && !n->writing && n->raft->has_ready()) {
                     begin_write(*n);
                     progress = true;
                 }
@@ -353,22 +546,20 @@ private:
 
     void begin_write(node& n) {
         core::ready rd = n.raft->get_ready();
+        if (rd.soft && rd.soft->role != core::role::leader) n.xfer->stop_sending();
         for (auto& m : rd.messages) send(n, std::move(m));
         rd.messages.clear();
         n.write_done = rd.must_sync() ? now_ + net_.uniform(opt_.disk_min, opt_.disk_max) : now_;
         n.writing = std::move(rd);
+        healthy(n);
     }
 
     void finish_write(node& n) {
         core::ready rd = std::move(*n.writing);
         n.writing.reset();
-        if (rd.snap) {
-            snapshot s = *rd.snap;
-            if (auto st = n.snaps.save(s); !st) return fail(st.message());
-        }
         if (trace) {
             std::string t = "node " + std::to_string(n.id) + " persists";
-            if (rd.snap) t += " snapshot@" + std::to_string(rd.snap->meta.index);
+            if (rd.snap) t += " snapshot@" + std::to_string(rd.snap->index);
             if (!rd.entries.empty())
                 t += " entries " + std::to_string(rd.entries.front().index) + ".." +
                      std::to_string(rd.entries.back().index) + " (last term " +
@@ -382,19 +573,23 @@ private:
                      std::to_string(rd.soft->leader) + ")";
             trace(t);
         }
-        record_durable_entries(n, rd.snap ? &rd.snap->meta : nullptr, rd.entries);
+        record_durable_entries(n, rd.snap ? &*rd.snap : nullptr, rd.entries);
         log_write w;
-        if (rd.snap) w.snap = &rd.snap->meta;
+        if (rd.snap) w.snap = &*rd.snap;
         w.entries = rd.entries;
         if (rd.hard) w.hard = &*rd.hard;
         if (rd.conf) w.conf = &*rd.conf;
-        if (auto st = n.store.write(w); !st) return fail(st.message());
+        if (auto st = n.store->write(w); !st) return stop(n, st.message());
         if (!ok()) return;
         for (auto& m : rd.messages_after_persist) send(n, std::move(m));
         if (rd.snap) {
-            n.sm->load_snapshot(rd.snap->data);
-            n.applied = rd.snap->meta.index;
-            n.last_snapshot = rd.snap->meta.index;
+            // Installed from the leader: it is already durable in the snapshot store.
+            if (auto st = detail::load_snapshot(*n.sm, *n.snaps, rd.snap->index); !st)
+                return stop(n, st.message());
+            n.applied = rd.snap->index;
+            n.last_snapshot = rd.snap->index;
+            n.snapshotting.reset();
+            ++n.snapshots_installed;
         }
         apply(n, rd.committed);
         for (const auto& r : rd.read_states) {
@@ -411,20 +606,14 @@ private:
         }
         n.raft->advance();
         check_leaders();  // the leader's own sync may have advanced its commit
-        maybe_snapshot(n);
+        if (healthy(n)) maybe_snapshot(n);
     }
 
     void send(node& from, message m) {
-        if (m.type == message_type::snapshot) {
-            // Send the newest snapshot: any snapshot at or past the one the core chose will do.
-            auto s = from.snaps.latest();
-            if (!s || s->meta.index < m.snap.index) {
-                from.raft->report_snapshot(m.to, false);
-                return;
-            }
-            m.snap = s->meta;
-            m.snap_data = s->data;
-            from.raft->report_snapshot(m.to, true);
+        if (m.type == message_type::snapshot && !m.snap_partial) {
+            from.xfer->offer(m);  // the core names the snapshot; the transfer streams it
+            flush_transfer(from);
+            return;
         }
         net_.send(std::move(m), now_);
     }
@@ -442,15 +631,46 @@ private:
         if (!user.empty()) n.sm->apply(user);
     }
 
+    /// Takes a snapshot every `snapshot_every` applied entries (or when a transfer found no
+    /// intact one to send): a prepared view saved after a disk delay while applying goes on,
+    /// or a synchronous save.
     void maybe_snapshot(node& n) {
-        if (opt_.snapshot_every == 0 || n.applied < n.last_snapshot + opt_.snapshot_every) return;
+        if (n.snapshotting || n.applied <= n.last_snapshot) return;
+        const bool due =
+            opt_.snapshot_every != 0 && n.applied >= n.last_snapshot + opt_.snapshot_every;
+        if (!due && !n.fresh_snapshot_wanted) return;
         const auto& r = n.raft->raft_state();
         auto t = r.log().term(n.applied);
         if (!t) return;
-        snapshot s{{n.applied, *t, r.conf()}, n.sm->save_snapshot()};
-        if (auto st = n.snaps.save(s); !st) return fail(st.message());
-        n.last_snapshot = n.applied;
-        if (auto st = n.store.compact(s.meta); !st) return fail(st.message());
+        n.fresh_snapshot_wanted = false;
+        snapshot_meta meta{n.applied, *t, r.conf()};
+        if constexpr (has_prepare_snapshot<StateMachine>) {
+            if (opt_.prepared_snapshots) {
+                n.snapshotting =
+                    typename node::snapshot_job{meta, detail::prepare_snapshot(*n.sm),
+                                                now_ + net_.uniform(opt_.disk_min, opt_.disk_max)};
+                return;
+            }
+        }
+        finish_snapshot(n, meta, [&n](snapshot_writer& w) { return n.sm->save_snapshot(w); });
+    }
+
+    /// Stores the snapshot `meta` and compacts the log behind it, keeping
+    /// `snapshot_keep_entries`.
+    void finish_snapshot(node& n, const snapshot_meta& meta, const detail::snapshot_job& job) {
+        n.last_snapshot = std::max(n.last_snapshot, meta.index);
+        const auto stored = n.snaps->list();
+        if (!stored.empty() && stored.front().index >= meta.index) return;  // a newer one came
+        if (auto st = detail::write_snapshot(*n.snaps, meta, job); !st)
+            return stop(n, st.message());
+        if (trace)
+            trace("node " + std::to_string(n.id) + " saved snapshot@" + std::to_string(meta.index));
+        if (meta.index <= opt_.snapshot_keep_entries) return;
+        const index_t upto = meta.index - opt_.snapshot_keep_entries;
+        if (upto <= n.store->snapshot_meta().index) return;
+        auto t = n.store->term(upto);
+        if (!t) return;
+        if (auto st = n.store->compact({upto, *t, {}}); !st) return stop(n, st.message());
     }
 
     // ---- invariants ---------------------------------------------------------------------
@@ -526,13 +746,13 @@ private:
     void record_durable_entries(const node& n, const snapshot_meta* snap,
                                 std::span<const entry> ents) {
         // What the store holds at `i` once the snapshot (if any) is written.
-        auto stored_term = [&](index_t i) -> std::optional<term_t> {
-            if (!snap) return n.store.term(i);
+        auto term_at = [&](index_t i) -> std::optional<term_t> {
+            if (!snap) return stored_term(*n.store, i);
             if (i == snap->index) return snap->term;
             return std::nullopt;
         };
         for (const auto& e : ents) {
-            if (auto old = stored_term(e.index); old && *old != e.term) {
+            if (auto old = term_at(e.index); old && *old != e.term) {
                 auto c = committed_.find(e.index);
                 if (c != committed_.end() && c->second.term == *old)
                     return fail(
@@ -541,7 +761,7 @@ private:
             term_t prev = 0;
             if (&e != ents.data()) {
                 prev = (&e - 1)->term;
-            } else if (auto t = stored_term(e.index - 1)) {
+            } else if (auto t = term_at(e.index - 1)) {
                 prev = *t;
             } else {
                 prev = ~term_t{0};  // unknown (compacted): not compared
@@ -566,15 +786,25 @@ private:
             fail(describe(n, "applied a different entry at index " + std::to_string(e.index)));
     }
 
+    /// The term of stored entry `i` as the checker sees it: an entry that fails its checksum
+    /// is not there, and looking never trips the store's own corruption report.
+    static std::optional<term_t> stored_term(const log_store_type& store, index_t i) {
+        if constexpr (requires { store.intact_term(i); })
+            return store.intact_term(i);
+        else
+            return store.term(i);
+    }
+
     /// True when entry `i` is durable on a quorum (both halves when joint) of the
     /// configuration that committed it.
     bool durable_on_quorum(index_t i, const commit_info& ci) const {
         auto holds = [&](node_id id) -> std::optional<bool> {
             auto it = nodes_.find(id);
             if (it == nodes_.end()) return false;
-            const auto& store = it->second->store;
+            if (!it->second->store) return false;
+            const auto& store = *it->second->store;
             // A durable snapshot covers everything up to its index.
-            return i <= store.snapshot_meta().index || store.term(i) == ci.entry_term;
+            return i <= store.snapshot_meta().index || stored_term(store, i) == ci.entry_term;
         };
         return core::joint_vote(*ci.conf, holds) == core::vote_result::won;
     }
@@ -599,6 +829,7 @@ private:
 
     cluster_options opt_;
     sim_network net_;
+    factories make_;
     std::vector<node_id> ids_;
     std::map<node_id, std::unique_ptr<node>> nodes_;
     sim_time now_ = 0;
