@@ -21,6 +21,7 @@
 #include "../core/raw_node.hpp"
 #include "../detail/snapshot_transfer.hpp"
 #include "../detail/state_machine_io.hpp"
+#include "../snapshot_options.hpp"
 #include "memory_log_store.hpp"
 #include "memory_snapshot_store.hpp"
 #include "sim_network.hpp"
@@ -103,9 +104,11 @@ struct cluster_options {
     bool check_quorum = true;
     sim_time disk_min = 50;  ///< Latency of one durable write (us).
     sim_time disk_max = 500;
-    std::size_t snapshot_every = 0;  ///< Snapshot and compact after this many applies (0: never).
-    std::size_t snapshot_keep_entries = 0;       ///< Entries kept in the log behind a snapshot.
-    std::size_t snapshot_chunk_bytes = 1 << 20;  ///< InstallSnapshot chunk size.
+    /// Automatic snapshots and compaction (time in virtual milliseconds); off by default.
+    snapshot_options snapshots = {
+        .entries = 0, .bytes = 0, .interval = std::chrono::milliseconds(0), .keep_entries = 0};
+    /// Shorthand: snapshot every `n` applied entries (0: as `snapshots` says).
+    std::size_t snapshot_every = 0;
     /// Use the state machine's `prepare_snapshot` (when it has one) and save the view after a
     /// disk delay while applying goes on; otherwise save synchronously between applies.
     bool prepared_snapshots = true;
@@ -142,6 +145,8 @@ public:
         sim_time next_tick = 0;
         index_t applied = 0;
         index_t last_snapshot = 0;
+        std::uint64_t bytes_since_snapshot = 0;  ///< Payload applied since the last snapshot.
+        sim_time last_snapshot_time = 0;
         /// A prepared snapshot being saved while applying goes on.
         struct snapshot_job {
             snapshot_meta meta;
@@ -166,6 +171,7 @@ public:
 
     explicit cluster(const cluster_options& o, factories f = {})
         : opt_(o), net_(o.seed), make_(std::move(f)) {
+        if (opt_.snapshot_every != 0) opt_.snapshots.entries = opt_.snapshot_every;
         for (std::size_t i = 1; i <= o.nodes; ++i) ids_.push_back(i);
         for (node_id id : ids_) {
             auto n = std::make_unique<node>();
@@ -375,6 +381,8 @@ private:
         if (!rec.error.ok()) return stop(n, rec.error.message());
         n.applied = rec.applied;
         n.last_snapshot = rec.applied;
+        n.bytes_since_snapshot = 0;
+        n.last_snapshot_time = now_;
         n.fresh_snapshot_wanted = false;
         core::options ro;
         ro.id = id;
@@ -389,7 +397,7 @@ private:
         ro.seed = opt_.seed * 1'000'003 + id + 7919 * (++incarnations_);
         n.raft = std::make_unique<raw_node_type>(ro, *n.store);
         detail::snapshot_transfer_options xo;
-        xo.chunk_bytes = opt_.snapshot_chunk_bytes;
+        xo.chunk_bytes = opt_.snapshots.chunk_bytes;
         n.xfer = std::make_unique<detail::snapshot_transfer<snapshot_store_type>>(id, *n.snaps, xo);
         healthy(n);
     }
@@ -625,19 +633,21 @@ private:
                 return fail(describe(n, "applied index " + std::to_string(e.index) + " after " +
                                             std::to_string(n.applied) + " (out of order)"));
             n.applied = e.index;
+            n.bytes_since_snapshot += e.data.size();
             record_committed(n, e);
             if (e.type == entry_type::normal && !e.data.empty()) user.push_back(e);
         }
         if (!user.empty()) n.sm->apply(user);
     }
 
-    /// Takes a snapshot every `snapshot_every` applied entries (or when a transfer found no
-    /// intact one to send): a prepared view saved after a disk delay while applying goes on,
-    /// or a synchronous save.
+    /// Takes a snapshot when `snapshots` says one is due (or when a transfer found no intact
+    /// one to send): a prepared view saved after a disk delay while applying goes on, or a
+    /// synchronous save.
     void maybe_snapshot(node& n) {
         if (n.snapshotting || n.applied <= n.last_snapshot) return;
         const bool due =
-            opt_.snapshot_every != 0 && n.applied >= n.last_snapshot + opt_.snapshot_every;
+            opt_.snapshots.due(n.applied - n.last_snapshot, n.bytes_since_snapshot,
+                               std::chrono::milliseconds((now_ - n.last_snapshot_time) / 1000));
         if (!due && !n.fresh_snapshot_wanted) return;
         const auto& r = n.raft->raft_state();
         auto t = r.log().term(n.applied);
@@ -656,17 +666,19 @@ private:
     }
 
     /// Stores the snapshot `meta` and compacts the log behind it, keeping
-    /// `snapshot_keep_entries`.
+    /// `snapshots.keep_entries`.
     void finish_snapshot(node& n, const snapshot_meta& meta, const detail::snapshot_job& job) {
         n.last_snapshot = std::max(n.last_snapshot, meta.index);
+        n.bytes_since_snapshot = 0;
+        n.last_snapshot_time = now_;
         const auto stored = n.snaps->list();
         if (!stored.empty() && stored.front().index >= meta.index) return;  // a newer one came
         if (auto st = detail::write_snapshot(*n.snaps, meta, job); !st)
             return stop(n, st.message());
         if (trace)
             trace("node " + std::to_string(n.id) + " saved snapshot@" + std::to_string(meta.index));
-        if (meta.index <= opt_.snapshot_keep_entries) return;
-        const index_t upto = meta.index - opt_.snapshot_keep_entries;
+        if (meta.index <= opt_.snapshots.keep_entries) return;
+        const index_t upto = meta.index - opt_.snapshots.keep_entries;
         if (upto <= n.store->snapshot_meta().index) return;
         auto t = n.store->term(upto);
         if (!t) return;

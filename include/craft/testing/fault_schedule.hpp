@@ -46,6 +46,10 @@ inline schedule_result run_schedule(const schedule_options& so) {
     co.seed = so.seed;
     co.nodes = so.nodes != 0 ? so.nodes : (so.seed % 2 == 0 ? 3 : 5);
     co.snapshot_every = std::vector<std::size_t>{0, 0, 7, 40}[pick(4)];
+    co.snapshots.keep_entries = std::vector<std::uint64_t>{0, 3, 20}[pick(3)];
+    co.snapshots.chunk_bytes = std::vector<std::size_t>{512, 4096, 1 << 20}[pick(3)];
+    co.prepared_snapshots = chance(50);
+    co.torn_writes = std::vector<double>{0, 0.5, 1}[pick(3)];
     co.max_entries_per_message = std::vector<std::size_t>{1, 3, 64}[pick(3)];
     co.max_inflight_messages = std::vector<std::size_t>{1, 4, 64}[pick(3)];
     co.disk_max = std::vector<sim_time>{100, 500, 20'000}[pick(3)];
@@ -63,8 +67,10 @@ inline schedule_result run_schedule(const schedule_options& so) {
         if (so.verbose) res.log.push_back("t=" + std::to_string(c.now()) + "us " + s);
     };
     if (so.trace) c.trace = say;
-    say("nodes=" + std::to_string(co.nodes) +
-        " snapshot_every=" + std::to_string(co.snapshot_every) +
+    say("nodes=" + std::to_string(co.nodes) + " snapshot_every=" +
+        std::to_string(co.snapshot_every) + " keep=" + std::to_string(co.snapshots.keep_entries) +
+        " chunk=" + std::to_string(co.snapshots.chunk_bytes) + " prepared=" +
+        std::to_string(co.prepared_snapshots) + " torn=" + std::to_string(co.torn_writes) +
         " max_entries=" + std::to_string(co.max_entries_per_message) + " max_inflight=" +
         std::to_string(co.max_inflight_messages) + " disk_max=" + std::to_string(co.disk_max) +
         "us" + " pre_vote=" + std::to_string(co.pre_vote) +
@@ -204,6 +210,8 @@ inline schedule_result run_schedule(const schedule_options& so) {
     if (c.ok()) c.verify_durability();
     if (!c.ok()) {
         res.failure = c.violation();
+    } else if (!c.failures().empty()) {
+        res.failure = c.failures().front().second + " (no corruption was injected)";
     } else if (!live) {
         res.failure = "liveness: after faults stopped, " + std::to_string(pending.size()) +
                       " proposals still pending or nodes not converged within " +
@@ -211,6 +219,7 @@ inline schedule_result run_schedule(const schedule_options& so) {
                       (c.leader() ? "" : " (no leader)") + "; max committed " +
                       std::to_string(c.max_committed());
         for (node_id id : c.ids()) {
+            if (!c.at(id).up) continue;
             const auto st = c.at(id).raft->status();
             res.failure +=
                 "; node " + std::to_string(id) + ": " + std::string(core::to_string(st.soft.role)) +
