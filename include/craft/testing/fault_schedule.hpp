@@ -6,6 +6,7 @@
 /// Everything is derived from one seed, so a failure replays exactly (`craft_sim`).
 
 #include <cstdint>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -77,7 +78,8 @@ inline schedule_result run_schedule(const schedule_options& so) {
         " check_quorum=" + std::to_string(co.check_quorum) + " drop=" + std::to_string(nf.drop) +
         " dup=" + std::to_string(nf.duplicate) + " long_delay=" + std::to_string(nf.long_delay));
 
-    std::set<std::string> pending;  // proposed but not yet seen committed
+    // Proposed but not yet seen committed, with when each was last proposed.
+    std::map<std::string, sim_time> pending;
     std::uint64_t next_value = 0;
     std::set<node_id> down;
     std::uint64_t read_context = 0;
@@ -85,14 +87,19 @@ inline schedule_result run_schedule(const schedule_options& so) {
     auto client_step = [&](bool add_new) {
         // A client keeps retrying its values until it sees them committed.
         for (auto it = pending.begin(); it != pending.end();) {
-            if (c.committed(*it)) {
+            if (c.committed(it->first)) {
                 it = pending.erase(it);
             } else {
                 ++it;
             }
         }
-        if (add_new && pending.size() < 8) pending.insert("v" + std::to_string(next_value++));
-        for (const auto& v : pending) {
+        if (add_new && pending.size() < 8)
+            pending.emplace("v" + std::to_string(next_value++), ~sim_time{0});
+        for (auto& [v, last] : pending) {
+            // Retry with a one-second back-off, as a real client would: retrying every step
+            // only piles up duplicates in the leader's log while commits are slow.
+            if (last != ~sim_time{0} && c.now() < last + 1'000'000) continue;
+            last = c.now();
             ++res.proposals;
             if (!c.propose(v).ok()) break;
         }
