@@ -644,7 +644,7 @@ private:
     /// one to send): a prepared view saved after a disk delay while applying goes on, or a
     /// synchronous save.
     void maybe_snapshot(node& n) {
-        if (n.snapshotting || n.applied <= n.last_snapshot) return;
+        if (n.snapshotting || (n.applied <= n.last_snapshot && !n.fresh_snapshot_wanted)) return;
         const bool due =
             opt_.snapshots.due(n.applied - n.last_snapshot, n.bytes_since_snapshot,
                                std::chrono::milliseconds((now_ - n.last_snapshot_time) / 1000));
@@ -671,8 +671,11 @@ private:
         n.last_snapshot = std::max(n.last_snapshot, meta.index);
         n.bytes_since_snapshot = 0;
         n.last_snapshot_time = now_;
+        // A newer one came (installed from a leader), or this one is stored and intact.
         const auto stored = n.snaps->list();
-        if (!stored.empty() && stored.front().index >= meta.index) return;  // a newer one came
+        if (!stored.empty() && (stored.front().index > meta.index ||
+                                (stored.front().index == meta.index && n.snaps->open(meta.index))))
+            return;
         if (auto st = detail::write_snapshot(*n.snaps, meta, job); !st)
             return stop(n, st.message());
         if (trace)
