@@ -455,6 +455,7 @@ private:
                       (torn ? ", the last one half-written" : ""));
             record_durable_entries(n, nullptr, std::span<const entry>(rd.entries).first(keep));
             n.store->write_torn(w, keep, torn);
+            check_overwritten(n);
         }
     }
 
@@ -588,6 +589,7 @@ private:
         if (rd.hard) w.hard = &*rd.hard;
         if (rd.conf) w.conf = &*rd.conf;
         if (auto st = n.store->write(w); !st) return stop(n, st.message());
+        check_overwritten(n);
         if (!ok()) return;
         for (auto& m : rd.messages_after_persist) send(n, std::move(m));
         if (rd.snap) {
@@ -769,9 +771,16 @@ private:
         for (const auto& e : ents) {
             if (auto old = term_at(e.index); old && *old != e.term) {
                 auto c = committed_.find(e.index);
-                if (c != committed_.end() && c->second.term == *old)
-                    return fail(
-                        describe(n, "overwrote committed entry " + std::to_string(e.index)));
+                if (c != committed_.end() && c->second.term == *old) {
+                    // A node that was not part of the quorum may lose its copy to a delayed
+                    // message of a leader older than the commit (Raft allows it); a leader
+                    // of a later term must hold the entry, and a quorum must keep it.
+                    auto ct = commit_terms_.find(e.index);
+                    if (ct == commit_terms_.end() || e.term > ct->second.committed_in)
+                        return fail(
+                            describe(n, "overwrote committed entry " + std::to_string(e.index)));
+                    overwritten_.push_back(e.index);
+                }
             }
             term_t prev = 0;
             if (&e != ents.data()) {
@@ -791,6 +800,14 @@ private:
                                             " differ although entry terms match (log matching)"));
             if (it->second.second == ~term_t{0}) it->second.second = prev;
         }
+    }
+
+    /// A committed entry overwritten on one node must still be durable on a quorum.
+    void check_overwritten(const node& n) {
+        for (index_t i : std::exchange(overwritten_, {}))
+            if (!durable_on_quorum(i, commit_terms_.at(i)))
+                return fail(describe(n, "overwrote committed entry " + std::to_string(i) +
+                                            ", which is no longer durable on a quorum"));
     }
 
     /// State machine safety: one entry per index, everywhere; and a newly committed entry
@@ -854,6 +871,7 @@ private:
     std::map<index_t, entry> committed_;
     std::map<index_t, commit_info> commit_terms_;
     std::shared_ptr<const configuration> last_conf_;
+    std::vector<index_t> overwritten_;  // committed entries just overwritten on some node
     std::map<std::pair<node_id, std::uint64_t>, index_t> reads_;  // pending: commit at issue
     std::string violation_;
 };
