@@ -7,4 +7,7 @@
 #include "concepts.hpp"
 #include "core/conf_codec.hpp"
 #include "core/raw_node.hpp"
+#include "snapshot_io.hpp"
+#include "snapshot_options.hpp"
+#include "status.hpp"
 #include "version.hpp"

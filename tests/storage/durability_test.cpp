@@ -480,6 +480,53 @@ TEST_CASE("Restart: nodes restarted from LevelDB and snapshot files match their 
     CHECK_MESSAGE(c.ok(), c.violation());
 }
 
+TEST_CASE("Compaction: snapshots by entries, by bytes and by time, keeping a margin") {
+    SUBCASE("the triggers") {
+        snapshot_options so;
+        using std::chrono::milliseconds;
+        CHECK_FALSE(so.due(0, 1ull << 40, milliseconds(1ll << 40)));  // nothing new: never
+        CHECK_FALSE(so.due(99'999, 1, milliseconds(1)));
+        CHECK(so.due(100'000, 1, milliseconds(1)));
+        CHECK(so.due(1, 256ull << 20, milliseconds(1)));
+        CHECK(so.due(1, 1, milliseconds(3'600'000)));
+        so.entries = 0;
+        so.bytes = 0;
+        so.interval = milliseconds(0);
+        CHECK_FALSE(so.due(1'000'000, 1ull << 40, milliseconds(1ll << 40)));
+    }
+    auto run = [](cluster_options o) {
+        o.seed = 71;
+        cluster<> c(o);
+        REQUIRE(c.run_until([&] { return c.leader().has_value(); }, 5'000'000));
+        for (int k = 0; k < 30; ++k) c.propose(std::string(100, static_cast<char>('a' + k % 26)));
+        REQUIRE(settle(c));
+        c.run_for(3'000'000);  // idle: only the time trigger can fire now
+        for (node_id id : c.ids()) {
+            INFO("node " << id);
+            REQUIRE_FALSE(c.at(id).snaps->list().empty());
+            const index_t snap = c.at(id).snaps->list().front().index;
+            CHECK(snap >= 20);
+            // The log keeps `keep_entries` behind the snapshot.
+            CHECK(c.at(id).store->first_index() == snap - o.snapshots.keep_entries + 1);
+        }
+        CHECK_MESSAGE(c.ok(), c.violation());
+    };
+    cluster_options o;
+    o.snapshots.keep_entries = 7;
+    SUBCASE("by entries") {
+        o.snapshots.entries = 20;
+        run(o);
+    }
+    SUBCASE("by bytes") {
+        o.snapshots.bytes = 2'000;  // 20 commands of 100 bytes
+        run(o);
+    }
+    SUBCASE("by time") {
+        o.snapshots.interval = std::chrono::milliseconds(1'000);
+        run(o);
+    }
+}
+
 namespace {
 
 /// A state machine that keeps its own durable data (in `disk`, which survives crashes) and
