@@ -335,7 +335,12 @@ TEST_CASE("SnapshotInstall: a follower down for 30 snapshots catches up by chunk
     REQUIRE(settle(c));
     const node_id f = *c.leader() == 3 ? 2 : 3;
     c.crash(f);
-    load(c, "b", 300);  // 30 snapshots' worth; the others compact their logs
+    // 30 snapshots' worth (the others compact their logs), about 30 KB of state: a transfer
+    // takes over a hundred chunks.
+    for (int k = 0; k < 300 && c.ok(); ++k) {
+        c.propose(std::string(100, static_cast<char>('a' + k % 26)) + std::to_string(k));
+        c.run_for(5'000);
+    }
     REQUIRE(c.at(*c.leader()).store->first_index() > 200);
 
     // An unreliable network: drops, duplicates and reordering.
@@ -360,8 +365,10 @@ TEST_CASE("SnapshotInstall: a follower down for 30 snapshots catches up by chunk
             },
             10'000'000));
         c.run_for(30'000);
+        REQUIRE(c.at(*c.leader()).xfer->sending_to(f));  // still under way
+        REQUIRE(c.at(f).xfer->receiving());
         c.crash(f);
-        c.run_for(500'000);
+        c.run_for(100'000);  // back before the leader gives up: it resends from the start
         c.restart(f);
         REQUIRE(settle(c, 60'000'000));
         CHECK(c.at(f).snapshots_installed >= 1);
@@ -417,16 +424,21 @@ TEST_CASE("SnapshotCorruption: a corrupt snapshot on disk is never loaded") {
         CHECK_MESSAGE(c.ok(), c.violation());
     }
     SUBCASE("an older intact snapshot still agrees with the log: it is loaded instead") {
-        o.snapshots.keep_entries = 100;  // the log still reaches back past the older snapshot
+        o.snapshots.keep_entries = 15;  // the log reaches back past the older snapshot
         cluster<> c(o);
         REQUIRE(c.run_until([&] { return c.leader().has_value(); }, 5'000'000));
         load(c, "a", 45);
         REQUIRE(settle(c));
         const node_id f = *c.leader() == 1 ? 2 : 1;
-        REQUIRE(c.corrupt_snapshot(f) != 0);
+        const auto stored = c.at(f).snaps->list();
+        REQUIRE(stored.size() == 2);
+        REQUIRE(c.at(f).store->snapshot_meta().index > 0);  // compacted, behind the older one
+        REQUIRE(c.at(f).store->snapshot_meta().index < stored[1].index);
+        REQUIRE(c.corrupt_snapshot(f) == stored[0].index);
         c.crash(f);
         c.restart(f);
         CHECK(c.failures().empty());
+        CHECK(c.at(f).applied == stored[1].index);  // the older one, then the log after it
         REQUIRE(settle(c));
         check_states_match_commits(c);
         CHECK_MESSAGE(c.ok(), c.violation());

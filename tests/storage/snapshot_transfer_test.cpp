@@ -139,6 +139,31 @@ TEST_CASE("snapshot transfer: another leader's snapshot of the same index starts
     CHECK(fs.open(50)->read_file("a") == pattern(5000, 'a'));  // not a mix of the two
 }
 
+TEST_CASE("snapshot transfer: a follower that restarts mid-transfer gets it from the start") {
+    testing::memory_snapshot_store ls, fs;
+    fill(ls);
+    transfer lead(1, ls, {.chunk_bytes = 500, .window = 2, .resend_ticks = 2});
+    auto follow = std::make_unique<transfer>(2, fs);
+    lead.offer(offer_to_2());
+    wire w1{lead, *follow, {}, {}};
+    w1.run([](const message&) { return 1; }, 5);
+    REQUIRE_FALSE(w1.complete);
+    REQUIRE(lead.sending_to(2));
+    follow = std::make_unique<transfer>(2, fs);  // restarted: the partial copy is gone
+    wire w2{lead, *follow, {}, {}};
+    w2.run([](const message&) { return 1; });
+    REQUIRE(w2.complete);
+    CHECK(fs.open(50)->read_file("a") == pattern(5000, 'A'));
+    CHECK(fs.open(50)->read_file("b") == pattern(1234, 'B'));
+    // A chunk of it repeated after the install is answered and changes nothing.
+    auto stale = w2.chunks_seen.back();
+    CHECK_FALSE(follow->on_chunk(stale));
+    auto acks = follow->take_messages();
+    REQUIRE(acks.size() == 1);
+    CHECK(acks[0].type == message_type::snapshot_ack);
+    CHECK(fs.list().size() == 1);
+}
+
 TEST_CASE("snapshot transfer: a malformed stream is refused without storing anything") {
     testing::memory_snapshot_store fs;
     transfer follow(2, fs);
@@ -181,7 +206,8 @@ TEST_CASE("snapshot transfer: a malformed stream is refused without storing anyt
     REQUIRE(acks.size() == 2);
     CHECK(acks.back().type == message_type::snapshot_ack);
     CHECK(acks.back().reject);
-    CHECK_FALSE(follow.error().ok());
+    CHECK(follow.error().ok());  // the leader's fault: refused, not a reason to stop
+    CHECK_FALSE(follow.last_problem().ok());
     CHECK(fs.list().empty());
 }
 

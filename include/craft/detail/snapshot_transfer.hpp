@@ -51,7 +51,12 @@ public:
     };
 
     snapshot_transfer(node_id self, SnapshotStore& store, snapshot_transfer_options o = {})
-        : self_(self), store_(&store), opt_(o) {}
+        : self_(self), store_(&store), opt_(o) {
+        opt_.chunk_bytes = std::max<std::size_t>(opt_.chunk_bytes, 1);
+        opt_.window = std::max<std::size_t>(opt_.window, 1);
+        opt_.resend_ticks = std::max(opt_.resend_ticks, 1);
+        opt_.abandon_ticks = std::max(opt_.abandon_ticks, opt_.resend_ticks + 1);
+    }
 
     // ---- leader side --------------------------------------------------------------------
 
@@ -80,7 +85,7 @@ public:
         s.manifest = encode_manifest(reader->files());
         s.total = s.manifest.size();
         for (const auto& f : reader->files()) s.total += f.size;
-        s.id = transfer_id(s.meta, s.manifest);
+        s.id = transfer_id(self_, s.meta, s.manifest);
         s.reader = std::move(reader);
         auto& ref = out_.emplace(m.to, std::move(s)).first->second;
         send_chunk(ref, 0, 0);  // hello: the follower answers with where to start
@@ -97,16 +102,18 @@ public:
             return;
         }
         s.idle = 0;
-        s.acked = std::min(m.index, s.total);
-        if (s.acked >= s.total) {
+        const std::uint64_t next = std::min(m.index, s.total);
+        if (next >= s.total) {
             reports_.push_back({s.to, true});
             out_.erase(it);
             return;
         }
-        if (m.index < s.sent && m.index + opt_.chunk_bytes * opt_.window <= s.sent)
-            s.sent = m.index;  // the follower lost what we sent (it restarted): go back
+        // Behind what it acknowledged before: the follower restarted and lost its partial
+        // copy (or this is an old ack overtaken by newer ones); resend from where it says.
+        if (next < s.acked) s.sent = next;
+        s.acked = next;
         s.sent = std::max(s.sent, s.acked);
-        fill_window(s);
+        if (!fill_window(s)) fail_outgoing(it);
     }
 
     /// Leadership ended: every outgoing transfer stops.
@@ -145,8 +152,13 @@ public:
             ack(m, s.received, false);  // a repeat, a gap or the hello: say where we are
             return std::nullopt;
         }
-        if (auto st = consume(s, m.snap_data.str()); !st) {
-            error_ = st;
+        s.idle = 0;
+        bool local = false;
+        if (auto st = consume(s, m.snap_data.str(), local); !st) {
+            // Our own store failing stops the node; a bad stream from the leader is refused
+            // and the leader starts over later.
+            if (local) error_ = st;
+            stream_problem_ = st;
             in_.reset();
             ack(m, 0, true);
             return std::nullopt;
@@ -178,27 +190,31 @@ public:
 
     /// Drops a half-received snapshot (a crash loses it anyway).
     void abandon_incoming() { in_.reset(); }
+    /// True while a snapshot is being received.
+    [[nodiscard]] bool receiving() const noexcept { return in_.has_value(); }
 
     // ---- both ---------------------------------------------------------------------------
 
-    /// One tick: resends after silence, gives up after long silence.
+    /// One tick: resends after silence, gives up after long silence (on both sides: a
+    /// half-received snapshot whose leader went quiet is dropped).
     void tick() {
         for (auto it = out_.begin(); it != out_.end();) {
             outgoing& s = it->second;
             if (++s.idle >= opt_.abandon_ticks) {
-                reports_.push_back({s.to, false});
-                it = out_.erase(it);
+                it = fail_outgoing(it);
                 continue;
             }
             if (s.idle % opt_.resend_ticks == 0) {
                 s.sent = s.acked;
-                if (s.acked == 0)
-                    send_chunk(s, 0, 0);
-                else
-                    fill_window(s);
+                const bool sent = s.acked == 0 ? send_chunk(s, 0, 0) : fill_window(s);
+                if (!sent) {
+                    it = fail_outgoing(it);
+                    continue;
+                }
             }
             ++it;
         }
+        if (in_ && ++in_->idle >= 2 * opt_.abandon_ticks) in_.reset();
     }
 
     /// Messages to send (chunks and acks), in order.
@@ -208,8 +224,12 @@ public:
     /// True when the last offer found no intact snapshot recent enough to send: the node
     /// should take a fresh one.
     [[nodiscard]] bool missing_snapshot() const noexcept { return missing_; }
-    /// The last store failure while receiving (ok when none).
+    /// The last failure of this node's own snapshot store while receiving (ok when none):
+    /// the node cannot install snapshots and should stop.
     [[nodiscard]] const status& error() const noexcept { return error_; }
+    /// The last problem that did not stop the node (for logs): a malformed stream from a
+    /// leader, or a stored snapshot that could not be read for sending.
+    [[nodiscard]] const status& last_problem() const noexcept { return stream_problem_; }
 
 private:
     struct outgoing {
@@ -224,6 +244,14 @@ private:
         std::uint64_t sent = 0;   ///< Everything before this offset was sent.
         int idle = 0;
     };
+    using outgoing_map = std::map<node_id, outgoing>;
+
+    /// Ends a transfer that cannot go on; the core retries (with a fresh snapshot if ours
+    /// could not be read).
+    typename outgoing_map::iterator fail_outgoing(typename outgoing_map::iterator it) {
+        reports_.push_back({it->second.to, false});
+        return out_.erase(it);
+    }
 
     struct incoming {
         node_id from = no_node;
@@ -240,6 +268,7 @@ private:
         std::uint32_t crc = 0;
         bool file_open = false;
         bool parsed = false;
+        int idle = 0;
 
         [[nodiscard]] bool manifest_done() const noexcept { return parsed; }
     };
@@ -258,24 +287,29 @@ private:
         return out + body;
     }
 
-    static std::uint64_t transfer_id(const snapshot_meta& meta, const std::string& manifest) {
+    /// Names one sender's copy of one snapshot (the manifest holds each file's CRC): 64-bit
+    /// FNV-1a, so a resumed transfer continues the same bytes.
+    static std::uint64_t transfer_id(node_id from, const snapshot_meta& meta,
+                                     const std::string& manifest) {
         std::string key = manifest;
+        core::detail::put_u64(key, from);
         core::detail::put_u64(key, meta.index);
         core::detail::put_u64(key, meta.term);
-        const auto bytes = std::as_bytes(std::span<const char>(key.data(), key.size()));
-        // Two different CRCs of the same key: 64 bits, never 0.
-        const std::uint64_t hi = crc32c(bytes, 0x9e3779b9u);
-        return (hi << 32 | crc32c(bytes)) | 1;
+        std::uint64_t h = 0xcbf29ce484222325ull;
+        for (unsigned char c : key) h = (h ^ c) * 0x100000001b3ull;
+        return h | 1;
     }
 
-    void fill_window(outgoing& s) {
+    /// Sends chunks up to the window; false when the snapshot could not be read.
+    bool fill_window(outgoing& s) {
         const std::uint64_t limit =
             std::min<std::uint64_t>(s.total, s.acked + opt_.chunk_bytes * opt_.window);
         while (s.sent < limit) {
             const std::uint64_t n = std::min<std::uint64_t>(opt_.chunk_bytes, s.total - s.sent);
-            if (!send_chunk(s, s.sent, n)) return;
+            if (!send_chunk(s, s.sent, n)) return false;
             s.sent += n;
         }
+        return true;
     }
 
     /// Sends `n` bytes of the stream from `offset` (an empty hello when `n` is 0).
@@ -298,12 +332,11 @@ private:
                 const auto before = data.size();
                 if (auto st = s.reader->read(f.name, pos - file_start, want, data);
                     !st || data.size() - before != want) {
-                    error_ = st ? status::error("snapshot file " + f.name +
-                                                " is shorter than its "
-                                                "manifest says")
-                                : st;
-                    reports_.push_back({s.to, false});
-                    out_.erase(s.to);
+                    stream_problem_ =
+                        st ? status::error("snapshot " + std::to_string(s.meta.index) + " file " +
+                                           f.name + " is shorter than its manifest says")
+                           : st;
+                    missing_ = true;  // take a fresh snapshot
                     return false;
                 }
                 pos += want;
@@ -333,8 +366,9 @@ private:
                          .snap = {m.snap.index, m.snap.term, {}}});
     }
 
-    /// Feeds the next bytes of the stream into the manifest parser and the sink.
-    status consume(incoming& s, std::string_view data) {
+    /// Feeds the next bytes of the stream into the manifest parser and the sink; `local` is
+    /// set when our own store failed (rather than the stream being bad).
+    status consume(incoming& s, std::string_view data, bool& local) {
         s.received += data.size();
         while (!data.empty() ||
                (s.parsed && s.file < s.files.size() && s.files[s.file].size == s.file_offset)) {
@@ -360,14 +394,20 @@ private:
                 return status::error("snapshot transfer: more bytes than the manifest names");
             const snapshot_file& f = s.files[s.file];
             if (!s.file_open) {
-                if (auto st = s.sink->open_file(f.name); !st) return st;
+                if (auto st = s.sink->open_file(f.name); !st) {
+                    local = true;
+                    return st;
+                }
                 s.file_open = true;
             }
             const auto take = static_cast<std::size_t>(
                 std::min<std::uint64_t>(f.size - s.file_offset, data.size()));
             const auto bytes = std::as_bytes(std::span<const char>(data.data(), take));
             if (take != 0) {
-                if (auto st = s.sink->write(bytes); !st) return st;
+                if (auto st = s.sink->write(bytes); !st) {
+                    local = true;
+                    return st;
+                }
             }
             s.crc = crc32c(bytes, s.crc);
             s.file_offset += take;
@@ -417,6 +457,7 @@ private:
     std::vector<message> msgs_;
     std::vector<report> reports_;
     status error_;
+    status stream_problem_;
     bool missing_ = false;
 };
 

@@ -68,21 +68,24 @@ struct recovery {
 ///
 /// A state machine that reports `last_applied()` at or past the log's compaction point keeps
 /// its own data and replays only later entries. Otherwise the newest intact snapshot that
-/// agrees with the log (its index and term match a stored entry, or it is the compaction
-/// point itself) is loaded. A damaged snapshot is skipped, never loaded; if the log was
-/// compacted past every intact snapshot, the node cannot rebuild its state and start-up
-/// fails with an error naming what is missing.
-template <state_machine SM, log_reader Log, snapshot_store Store>
-recovery recover(SM& sm, const Log& log, Store& store) {
+/// agrees with the log is loaded: the compaction point itself, or one whose last entry the
+/// log holds with the same term. A snapshot newer than anything the log knows committed was
+/// received from a leader and the node crashed before recording the install: since a
+/// snapshot holds only committed state, the install is finished now (the log restarts after
+/// it, or keeps its suffix when it holds the snapshot's last entry). A damaged snapshot is
+/// skipped, never loaded; if the log was compacted past every intact snapshot, the node
+/// cannot rebuild its state and start-up fails with an error naming what is missing.
+template <state_machine SM, log_store Log, snapshot_store Store>
+recovery recover(SM& sm, Log& log, Store& store) {
     recovery r;
     const snapshot_meta boundary = log.snapshot_meta();
-    const index_t commit = log.initial_state().hard.commit;
+    const hard_state hard = log.initial_state().hard;
     if constexpr (has_last_applied<SM>) {
         const index_t own = sm.last_applied();
-        if (own > std::max(commit, boundary.index)) {
+        if (own > std::max(hard.commit, boundary.index)) {
             r.error = status::error("the state machine reports entry " + std::to_string(own) +
                                     " applied, but the log is committed only to " +
-                                    std::to_string(std::max(commit, boundary.index)) +
+                                    std::to_string(std::max(hard.commit, boundary.index)) +
                                     " (data directory from another node or cluster?)");
             return r;
         }
@@ -94,15 +97,29 @@ recovery recover(SM& sm, const Log& log, Store& store) {
     std::string skipped;
     for (const auto& meta : store.list()) {
         const bool at_boundary = meta.index == boundary.index && meta.term == boundary.term;
-        const bool in_log = meta.index > boundary.index && meta.index <= commit &&
-                            log.term(meta.index) == meta.term;
-        if (!at_boundary && !in_log) {
+        const bool holds_last = meta.index > boundary.index && meta.index <= log.last_index() &&
+                                log.term(meta.index) == meta.term;
+        const bool cut_short = meta.index > std::max(hard.commit, boundary.index);
+        if (!at_boundary && !holds_last && !cut_short) {
             if (meta.index < boundary.index) break;  // older ones are older still
             continue;
         }
         if (auto st = load_snapshot(sm, store, meta.index); !st) {
             skipped += "; " + st.message();
             continue;
+        }
+        if (meta.index > hard.commit) {
+            // Record what the snapshot proves committed, and finish an install.
+            hard_state h = hard;
+            h.commit = meta.index;
+            log_write w;
+            w.hard = &h;
+            if (!holds_last) w.snap = &meta;
+            if (auto st = log.write(w); !st) {
+                r.error = status::error("finishing the install of snapshot " +
+                                        std::to_string(meta.index) + ": " + st.message());
+                return r;
+            }
         }
         r.applied = meta.index;
         r.loaded = meta;

@@ -776,7 +776,7 @@ private:
                     // message of a leader older than the commit (Raft allows it); a leader
                     // of a later term must hold the entry, and a quorum must keep it.
                     auto ct = commit_terms_.find(e.index);
-                    if (ct == commit_terms_.end() || e.term > ct->second.committed_in)
+                    if (ct == commit_terms_.end() || e.term >= ct->second.committed_in)
                         return fail(
                             describe(n, "overwrote committed entry " + std::to_string(e.index)));
                     overwritten_.push_back(e.index);
