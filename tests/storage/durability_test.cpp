@@ -350,20 +350,24 @@ TEST_CASE("SnapshotInstall: a follower down for 30 snapshots catches up by chunk
     nf.long_delay = 0.05;
     c.network().set_faults(nf);
 
-    SUBCASE("catches up") {
+    // Restarts the follower and waits until the leader streams a snapshot to it.
+    auto restart_into_transfer = [&] {
         c.restart(f);
-        REQUIRE(settle(c, 60'000'000));
-        CHECK(c.at(f).snapshots_installed >= 1);
-    }
-    SUBCASE("and again after crashing in the middle of a transfer") {
-        c.restart(f);
-        // Wait for a transfer to be under way, then crash the follower within it.
         REQUIRE(c.run_until(
             [&] {
                 auto l = c.leader();
                 return l && c.at(*l).xfer && c.at(*l).xfer->sending_to(f);
             },
             10'000'000));
+    };
+
+    SUBCASE("catches up") {
+        c.restart(f);
+        REQUIRE(settle(c, 60'000'000));
+        CHECK(c.at(f).snapshots_installed >= 1);
+    }
+    SUBCASE("and again after crashing in the middle of a transfer") {
+        restart_into_transfer();  // then crash the follower within the transfer
         c.run_for(30'000);
         REQUIRE(c.at(*c.leader()).xfer->sending_to(f));  // still under way
         REQUIRE(c.at(f).xfer->receiving());
@@ -374,13 +378,7 @@ TEST_CASE("SnapshotInstall: a follower down for 30 snapshots catches up by chunk
         CHECK(c.at(f).snapshots_installed >= 1);
     }
     SUBCASE("a leader change during the transfer ends without an endless reinstall loop") {
-        c.restart(f);
-        REQUIRE(c.run_until(
-            [&] {
-                auto l = c.leader();
-                return l && c.at(*l).xfer && c.at(*l).xfer->sending_to(f);
-            },
-            10'000'000));
+        restart_into_transfer();
         const node_id old = *c.leader();
         c.crash(old);
         c.run_for(1'000'000);
