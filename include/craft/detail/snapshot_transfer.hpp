@@ -25,6 +25,7 @@
 
 #include "../concepts.hpp"
 #include "../core/conf_codec.hpp"  // little-endian helpers
+#include "../core/raft.hpp"        // roles
 #include "../core/types.hpp"
 #include "crc32c.hpp"
 
@@ -460,5 +461,35 @@ private:
     status stream_problem_;
     bool missing_ = false;
 };
+
+/// Delivers a message to a node whose InstallSnapshot traffic goes through `xfer`: acks go to
+/// the transfer; everything else is stepped into the core; a chunk from the current leader
+/// then feeds the transfer, or, when the node's log already covers the snapshot, is answered
+/// at once and the core told without any bytes. Returns true when a complete snapshot was
+/// stepped into the core.
+template <class RawNode, class SnapshotStore>
+bool deliver(RawNode& node, snapshot_transfer<SnapshotStore>& xfer, message&& m) {
+    if (m.type == message_type::snapshot_ack) {
+        xfer.on_ack(m);
+        return false;
+    }
+    node.step(m);
+    if (m.type != message_type::snapshot || !m.snap_partial) return false;
+    const auto& r = node.raft_state();
+    if (r.term() != m.term || r.leader() != m.from || r.role() != core::role::follower)
+        return false;
+    if (m.snap.index <= r.log().committed() || r.log().match_term(m.snap.index, m.snap.term)) {
+        xfer.skip(m);  // our log covers it: no bytes needed
+        m.snap_partial = false;
+        m.snap_data = {};
+        node.step(m);
+        return false;
+    }
+    if (auto whole = xfer.on_chunk(m)) {
+        node.step(*whole);
+        return true;
+    }
+    return false;
+}
 
 }  // namespace craft::detail

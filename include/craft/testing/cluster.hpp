@@ -498,28 +498,10 @@ private:
     }
 
     void deliver(node& n, message&& m) {
-        if (m.type == message_type::snapshot_ack) {
-            n.xfer->on_ack(m);
-            flush_transfer(n);
-            return;
-        }
-        n.raft->step(m);
-        if (m.type != message_type::snapshot || !m.snap_partial) return;
-        // A chunk: the core saw the leader's contact; the bytes go to the store.
-        const auto& r = n.raft->raft_state();
-        if (r.term() != m.term || r.leader() != m.from || r.role() != core::role::follower) return;
-        if (m.snap.index <= r.log().committed() || r.log().match_term(m.snap.index, m.snap.term)) {
-            n.xfer->skip(m);  // our log covers it: no bytes needed
-            message whole = std::move(m);
-            whole.snap_partial = false;
-            whole.snap_data = {};
-            n.raft->step(whole);
-        } else if (auto whole = n.xfer->on_chunk(m)) {
-            if (trace)
-                trace("node " + std::to_string(n.id) + " received snapshot@" +
-                      std::to_string(whole->snap.index) + " in full");
-            n.raft->step(*whole);
-        }
+        const index_t snap = m.snap.index;
+        if (detail::deliver(*n.raft, *n.xfer, std::move(m)) && trace)
+            trace("node " + std::to_string(n.id) + " received snapshot@" + std::to_string(snap) +
+                  " in full");
         flush_transfer(n);
     }
 

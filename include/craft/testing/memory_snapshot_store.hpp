@@ -9,6 +9,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <mutex>  // list, open and commit from several threads
 #include <string>
 #include <utility>
 #include <vector>
@@ -34,11 +35,13 @@ public:
         return std::make_unique<sink>(*this, m);
     }
     [[nodiscard]] std::vector<snapshot_meta> list() const {
+        std::lock_guard lock(mutex_);
         std::vector<snapshot_meta> out;
         for (auto it = snaps_.rbegin(); it != snaps_.rend(); ++it) out.push_back((*it)->meta);
         return out;
     }
     std::unique_ptr<snapshot_reader> open(index_t index) {
+        std::lock_guard lock(mutex_);
         for (const auto& s : snaps_) {
             if (s->meta.index != index) continue;
             for (const auto& f : s->files) {
@@ -54,13 +57,20 @@ public:
         }
         return nullptr;
     }
-    [[nodiscard]] const status& last_error() const noexcept { return error_; }
+    [[nodiscard]] status last_error() const {
+        std::lock_guard lock(mutex_);
+        return error_;
+    }
 
     /// Number of snapshots kept.
-    [[nodiscard]] std::size_t size() const noexcept { return snaps_.size(); }
+    [[nodiscard]] std::size_t size() const {
+        std::lock_guard lock(mutex_);
+        return snaps_.size();
+    }
     /// Flips one byte of the first non-empty file of the snapshot at `index` (a bad disk);
     /// returns false when there is no such snapshot.
     bool corrupt(index_t index) {
+        std::lock_guard lock(mutex_);
         for (auto& s : snaps_) {
             if (s->meta.index != index) continue;
             for (auto& [name, bytes] : s->contents) {
@@ -106,6 +116,7 @@ private:
                 f.size = c.size();
                 f.crc = crc(c);
             }
+            std::lock_guard lock(store_.mutex_);
             auto& all = store_.snaps_;
             if (!all.empty() && all.back()->meta.index > snap_->meta.index)
                 return status::error("memory_snapshot_store: snapshot at " +
@@ -145,6 +156,7 @@ private:
     };
 
     std::size_t keep_;
+    mutable std::mutex mutex_;  // guards snaps_ and error_
     std::deque<std::shared_ptr<stored>> snaps_;
     status error_;
 };

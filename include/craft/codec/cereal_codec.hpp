@@ -1,0 +1,148 @@
+#pragma once
+/// @file
+/// `cereal_codec`: the wire encoding of `craft::message`, with Cereal's portable binary
+/// archive (fixed sizes, little-endian). Decoding treats its input as hostile: every count is
+/// checked against the bytes that remain before anything is allocated, enums are range
+/// checked, and any failure is a message naming the problem, never an exception.
+
+#include <cereal/archives/portable_binary.hpp>
+#include <cereal/cereal.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <istream>
+#include <optional>
+#include <ostream>
+#include <sstream>
+#include <streambuf>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "../core/types.hpp"
+
+namespace craft {
+
+/// Encodes and decodes messages (models the transport's codec slot).
+struct cereal_codec {
+    /// Wire format version; a peer speaking another one is refused at the handshake.
+    static constexpr std::uint16_t version = 1;
+
+    /// The bytes of `m`.
+    static std::string encode(const message& m) {
+        std::ostringstream os(std::ios::binary);
+        {
+            cereal::PortableBinaryOutputArchive ar(os);
+            ar(static_cast<std::uint8_t>(m.type), m.from, m.to, m.term, m.log_term, m.index,
+               m.commit, m.reject_hint, m.reject, m.context);
+            ar(static_cast<std::uint64_t>(m.entries.size()));
+            for (const auto& e : m.entries) {
+                ar(e.term, e.index, static_cast<std::uint8_t>(e.type));
+                put_bytes(ar, e.data);
+            }
+            ar(m.snap.index, m.snap.term);
+            put_conf(ar, m.snap.conf);
+            ar(m.snap_offset, m.snap_partial);
+            put_bytes(ar, m.snap_data);
+        }
+        return std::move(os).str();
+    }
+
+    /// The message in `bytes`, or `std::nullopt` with `why` saying what is wrong.
+    static std::optional<message> decode(std::string_view bytes, std::string* why = nullptr) {
+        view_buf buf(bytes);
+        std::istream is(&buf);
+        message m;
+        try {
+            cereal::PortableBinaryInputArchive ar(is);
+            std::uint8_t type = 0;
+            ar(type, m.from, m.to, m.term, m.log_term, m.index, m.commit, m.reject_hint, m.reject,
+               m.context);
+            if (type > static_cast<std::uint8_t>(message_type::snapshot_ack))
+                return fail(why, "unknown message type " + std::to_string(type));
+            m.type = static_cast<message_type>(type);
+            const std::uint64_t n = get_count(ar, buf, 25, "entries");
+            m.entries.reserve(n);
+            for (std::uint64_t i = 0; i < n; ++i) {
+                entry e;
+                std::uint8_t et = 0;
+                ar(e.term, e.index, et);
+                if (et > static_cast<std::uint8_t>(entry_type::configuration))
+                    return fail(why, "unknown entry type " + std::to_string(et));
+                e.type = static_cast<entry_type>(et);
+                e.data = get_bytes(ar, buf);
+                m.entries.push_back(std::move(e));
+            }
+            ar(m.snap.index, m.snap.term);
+            get_conf(ar, buf, m.snap.conf);
+            ar(m.snap_offset, m.snap_partial);
+            m.snap_data = get_bytes(ar, buf);
+        } catch (const std::exception& e) {
+            return fail(why, std::string("truncated or malformed message: ") + e.what());
+        }
+        if (buf.remaining() != 0)
+            return fail(why, std::to_string(buf.remaining()) + " bytes after the message");
+        return m;
+    }
+
+private:
+    /// A read-only stream buffer over bytes we do not own (no copy of the frame).
+    struct view_buf : std::streambuf {
+        explicit view_buf(std::string_view v) {
+            char* p = const_cast<char*>(v.data());
+            setg(p, p, p + v.size());
+        }
+        [[nodiscard]] std::size_t remaining() const {
+            return static_cast<std::size_t>(egptr() - gptr());
+        }
+    };
+
+    static std::optional<message> fail(std::string* why, std::string what) {
+        if (why) *why = std::move(what);
+        return std::nullopt;
+    }
+
+    template <class Ar>
+    static void put_bytes(Ar& ar, const shared_bytes& b) {
+        ar(static_cast<std::uint64_t>(b.size()));
+        if (!b.empty()) ar(cereal::binary_data(b.data(), b.size()));
+    }
+    /// A count that must fit in what remains, at `min_size` bytes per element.
+    template <class Ar>
+    static std::uint64_t get_count(Ar& ar, const view_buf& buf, std::size_t min_size,
+                                   const char* what) {
+        std::uint64_t n = 0;
+        ar(n);
+        if (n > buf.remaining() / min_size)
+            throw std::length_error(std::string(what) + " count " + std::to_string(n) +
+                                    " exceeds the message");
+        return n;
+    }
+    template <class Ar>
+    static shared_bytes get_bytes(Ar& ar, const view_buf& buf) {
+        const std::uint64_t n = get_count(ar, buf, 1, "payload byte");
+        if (n == 0) return {};
+        std::string s(n, '\0');
+        ar(cereal::binary_data(s.data(), n));
+        return shared_bytes(std::string_view(s));
+    }
+    template <class Ar>
+    static void put_conf(Ar& ar, const configuration& c) {
+        for (const auto* v : {&c.voters, &c.voters_outgoing, &c.learners}) {
+            ar(static_cast<std::uint64_t>(v->size()));
+            for (node_id id : *v) ar(id);
+        }
+        ar(c.index);
+    }
+    template <class Ar>
+    static void get_conf(Ar& ar, const view_buf& buf, configuration& c) {
+        for (auto* v : {&c.voters, &c.voters_outgoing, &c.learners}) {
+            const std::uint64_t n = get_count(ar, buf, 8, "member");
+            v->resize(n);
+            for (auto& id : *v) ar(id);
+        }
+        ar(c.index);
+    }
+};
+
+}  // namespace craft

@@ -1,0 +1,1012 @@
+#pragma once
+/// @file
+/// `basic_node<StateMachine, Policies>`: the runtime shell. It drives the pure core with real
+/// time and threads, the way DESIGN.md draws it:
+///
+/// - the **core thread** is the only place Raft state changes (never locked, never blocks on
+///   I/O): it merges the proposals of every caller into one batch per step, steps messages,
+///   ticks, sends the leader's replication traffic at once, and hands the rest of each ready
+///   batch to the log thread;
+/// - the **log thread** writes each batch with one sync, reports it durable to the core
+///   (which then sends the acknowledgements and counts the leader itself), and compacts;
+/// - the **apply thread** feeds committed entries to the state machine in index order, in
+///   batches, completes each proposer's future with its result (only on the node that
+///   proposed it), serves linearizable reads, runs the state machine's hooks, and takes
+///   snapshots;
+/// - the **transport** has its own I/O thread.
+///
+/// `node<SM>` is the alias with `default_policies` (LevelDB, snapshot files, TCP, stderr).
+
+#include <cereal/archives/portable_binary.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <span>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "concepts.hpp"
+#include "core/conf_codec.hpp"
+#include "core/raw_node.hpp"
+#include "detail/snapshot_transfer.hpp"
+#include "detail/state_machine_io.hpp"
+#include "logger.hpp"
+#include "snapshot/file_snapshot_store.hpp"
+#include "snapshot_options.hpp"
+#include "storage/leveldb_log_store.hpp"
+#include "transport/asio_tcp_transport.hpp"
+
+namespace craft {
+
+/// The default policies: LevelDB log, snapshot files, TCP, stderr logging.
+struct default_policies {
+    using log_store = leveldb_log_store;
+    using snapshot_store = file_snapshot_store;
+    using transport = asio_tcp_transport;
+    using logger = stderr_logger;
+};
+
+/// How a node is set up. `validate()` names the first option that is wrong.
+struct node_options {
+    node_id id = no_node;                   ///< This node (never 0).
+    std::uint64_t cluster_id = 1;           ///< Data directories and peers must match it.
+    std::map<node_id, tcp_endpoint> peers;  ///< Every voter, this node included (it listens
+                                            ///< on its own entry).
+    std::filesystem::path data_dir;         ///< Log in `log/`, snapshots in `snapshots/`.
+    std::chrono::milliseconds tick{10};     ///< Resolution of the core's timers.
+    std::chrono::milliseconds heartbeat_interval{100};  ///< Leader heartbeats.
+    std::chrono::milliseconds election_timeout{1000};   ///< Randomized in [t, 2t).
+    std::chrono::milliseconds read_timeout{5000};       ///< A read not served by then fails.
+    bool sync = true;  ///< Sync each write before acknowledging (off risks acknowledged data).
+    bool pre_vote = true;
+    bool check_quorum = true;
+    std::size_t max_entries_per_message = 4096;
+    std::size_t max_bytes_per_message = 1 << 20;
+    std::size_t max_inflight_messages = 256;
+    std::size_t max_proposals_per_batch = 4096;  ///< Proposals merged into one step.
+    snapshot_options snapshots;
+
+    /// The first invalid option, or nothing.
+    [[nodiscard]] std::optional<std::string> validate() const {
+        if (id == no_node) return "node_options.id: must not be 0";
+        if (!peers.count(id)) return "node_options.peers: must include this node's own address";
+        for (const auto& [pid, ep] : peers)
+            if (pid == no_node) return "node_options.peers: node id 0 is reserved";
+        if (tick.count() <= 0) return "node_options.tick: must be positive";
+        if (heartbeat_interval < tick)
+            return "node_options.heartbeat_interval: must be at least one tick";
+        if (election_timeout <= heartbeat_interval)
+            return "node_options.election_timeout: must be greater than heartbeat_interval";
+        if (read_timeout <= std::chrono::milliseconds(0))
+            return "node_options.read_timeout: must be positive";
+        if (max_entries_per_message == 0 || max_bytes_per_message == 0 ||
+            max_inflight_messages == 0 || max_proposals_per_batch == 0)
+            return "node_options.max_*: must be positive";
+        if (snapshots.chunk_bytes == 0)
+            return "node_options.snapshots.chunk_bytes: must be positive";
+        return std::nullopt;
+    }
+};
+
+/// The outcome of a proposal or a read: the state machine's result, or why there is none.
+/// @tparam R the state machine's result type (`std::monostate` when it returns none).
+template <class R>
+struct outcome {
+    status error;                ///< Ok, or why the command was not (known to be) applied.
+    R value{};                   ///< The state machine's result (when ok).
+    index_t index = 0;           ///< Log index of the command.
+    node_id leader = no_node;    ///< When refused as not leader: the leader, if known...
+    std::string leader_address;  ///< ...and where it listens.
+
+    [[nodiscard]] bool ok() const noexcept { return error.ok(); }
+};
+
+/// What a node reports about itself (for status pages and tests).
+struct node_state {
+    core::node_status raft;
+    index_t applied = 0;
+    index_t snapshot_index = 0;
+    bool running = false;
+    status failure;  ///< Why the node stopped by itself, if it did.
+};
+
+namespace detail {
+
+/// The per-entry results of a state machine whose `apply` returns `std::vector<R>`.
+template <class SM>
+struct apply_result {
+    using type = std::monostate;
+};
+template <class SM>
+requires requires(SM& m, std::span<const entry> b) {
+    { m.apply(b) } -> std::same_as<std::vector<typename decltype(m.apply(b))::value_type>>;
+}
+struct apply_result<SM> {
+    using type = typename decltype(std::declval<SM&>().apply(std::span<const entry>{}))::value_type;
+};
+
+/// One writer (the log thread) and concurrent readers (the core thread): a shared lock for
+/// reads, an exclusive one for writes.
+template <log_store LS>
+class locked_log_store {
+public:
+    explicit locked_log_store(std::shared_ptr<LS> s) : s_(std::move(s)) {}
+    [[nodiscard]] persistent_state initial_state() const {
+        std::shared_lock l(m_);
+        return s_->initial_state();
+    }
+    [[nodiscard]] index_t first_index() const {
+        std::shared_lock l(m_);
+        return s_->first_index();
+    }
+    [[nodiscard]] index_t last_index() const {
+        std::shared_lock l(m_);
+        return s_->last_index();
+    }
+    [[nodiscard]] std::optional<term_t> term(index_t i) const {
+        std::shared_lock l(m_);
+        return s_->term(i);
+    }
+    void entries(index_t lo, index_t hi, std::size_t max_bytes, std::vector<entry>& out) const {
+        std::shared_lock l(m_);
+        s_->entries(lo, hi, max_bytes, out);
+    }
+    [[nodiscard]] craft::snapshot_meta snapshot_meta() const {
+        std::shared_lock l(m_);
+        return s_->snapshot_meta();
+    }
+    status write(const log_write& w) {
+        std::unique_lock l(m_);
+        return s_->write(w);
+    }
+    status compact(const craft::snapshot_meta& m) {
+        std::unique_lock l(m_);
+        return s_->compact(m);
+    }
+    /// Ok, or the corruption the store found on a read.
+    [[nodiscard]] status health() const {
+        std::shared_lock l(m_);
+        if constexpr (requires { s_->health(); })
+            return s_->health();
+        else
+            return {};
+    }
+
+private:
+    std::shared_ptr<LS> s_;
+    mutable std::shared_mutex m_;
+};
+
+}  // namespace detail
+
+/// A Raft node running `StateMachine` over `Policies` (see the file comment for its threads).
+/// @tparam StateMachine models `craft::state_machine`; owned by the caller, who keeps it alive
+///         while the node runs and reads it only through `read()`.
+/// @tparam Policies provides `log_store`, `snapshot_store`, `transport` and `logger`.
+template <class StateMachine, class Policies = default_policies>
+class basic_node {
+    static_assert(check_state_machine<StateMachine>());
+    static_assert(check_storage_policies<Policies>());
+    static_assert(transport<typename Policies::transport>,
+                  "craft: Policies::transport does not model craft::transport; see "
+                  "craft/concepts.hpp");
+    static_assert(craft::logger<typename Policies::logger>,
+                  "craft: Policies::logger does not model craft::logger; see craft/logger.hpp");
+
+public:
+    using state_machine_type = StateMachine;
+    using log_store_type = typename Policies::log_store;
+    using snapshot_store_type = typename Policies::snapshot_store;
+    using transport_type = typename Policies::transport;
+    using logger_type = typename Policies::logger;
+    /// What `apply` returns per entry (`std::monostate` when it returns nothing).
+    using result_type = typename detail::apply_result<StateMachine>::type;
+    using proposal_outcome = outcome<result_type>;
+    using callback = std::function<void(proposal_outcome)>;
+
+    /// Checks `o`; throws `std::invalid_argument` naming the first wrong option.
+    basic_node(node_options o, StateMachine& sm, logger_type log = {})
+        : opt_(std::move(o)), sm_(sm), logger_(std::move(log)) {
+        if (auto why = opt_.validate()) throw std::invalid_argument("craft: " + *why);
+    }
+    ~basic_node() { stop(); }
+    basic_node(const basic_node&) = delete;
+    basic_node& operator=(const basic_node&) = delete;
+
+    /// Opens storage, rebuilds the state machine, starts the threads and the transport.
+    craft::status start() {
+        std::lock_guard life(lifecycle_);
+        if (running_) return craft::status::error("craft: node already running");
+        {
+            std::lock_guard l(state_mutex_);
+            state_.failure = {};
+        }
+        if (auto st = open_storage(); !st) return st;
+        auto rec = detail::recover(sm_, *log_, *snaps_);
+        if (!rec.error.ok()) return fatal_at_start(rec.error.message());
+        applied_ = rec.applied;
+        last_snapshot_ = rec.applied;
+        bytes_since_snapshot_ = 0;
+        last_snapshot_time_ = clock::now();
+        snapshot_index_ = rec.loaded ? rec.loaded->index : 0;
+
+        core::options co;
+        co.id = opt_.id;
+        for (const auto& [pid, ep] : opt_.peers) co.voters.push_back(pid);
+        co.heartbeat_tick = static_cast<int>(opt_.heartbeat_interval / opt_.tick);
+        co.election_tick = static_cast<int>(opt_.election_timeout / opt_.tick);
+        co.pre_vote = opt_.pre_vote;
+        co.check_quorum = opt_.check_quorum;
+        co.max_entries_per_message = opt_.max_entries_per_message;
+        co.max_bytes_per_message = opt_.max_bytes_per_message;
+        co.max_inflight_messages = opt_.max_inflight_messages;
+        co.applied = applied_;
+        co.seed = static_cast<std::uint64_t>(clock::now().time_since_epoch().count()) ^ opt_.id;
+        if (auto why = co.validate()) return craft::status::error("craft: " + *why);
+        raw_ = std::make_unique<core::raw_node<log_type>>(co, *log_);
+        detail::snapshot_transfer_options xo;
+        xo.chunk_bytes = opt_.snapshots.chunk_bytes;
+        xfer_ =
+            std::make_unique<detail::snapshot_transfer<snapshot_store_type>>(opt_.id, *snaps_, xo);
+        if (auto st = open_transport(); !st) return st;
+        stopping_ = false;
+        running_ = true;
+        publish();
+        core_thread_ = std::thread([this] { core_loop(); });
+        log_thread_ = std::thread([this] { log_loop(); });
+        apply_thread_ = std::thread([this] { apply_loop(); });
+        if (auto st = transport_->start([this](message&& m) { post_message(std::move(m)); }); !st) {
+            stop_locked("the transport did not start: " + st.message());
+            return st;
+        }
+        log(log_level::info, "started: term " + std::to_string(raw_->status().hard.term) +
+                                 ", applied " + std::to_string(applied_) + ", log " +
+                                 std::to_string(log_->first_index()) + ".." +
+                                 std::to_string(log_->last_index()));
+        return {};
+    }
+
+    /// Stops the node: in-flight proposals and reads fail with a clear status, every thread
+    /// ends. The node can be started again.
+    void stop() {
+        std::lock_guard life(lifecycle_);
+        stop_locked({});
+    }
+
+    // ---- proposals ----------------------------------------------------------------------
+
+    /// Proposes raw bytes; `done` runs (on the apply thread, or at once when refused) with
+    /// the state machine's result. With `expected_term`, refused unless this node still
+    /// leads in that term.
+    void propose(shared_bytes command, callback done, std::optional<term_t> expected_term = {}) {
+        {
+            std::lock_guard l(inbox_mutex_);
+            if (running_ && !stopping_) {
+                inbox_.proposals.push_back({std::move(command), std::move(done), expected_term});
+                inbox_cv_.notify_one();
+                return;
+            }
+        }
+        done(refused("craft: node is not running"));
+    }
+    /// Proposes raw bytes; the future holds the state machine's result.
+    std::future<proposal_outcome> propose(shared_bytes command,
+                                          std::optional<term_t> expected_term = {}) {
+        auto p = std::make_shared<std::promise<proposal_outcome>>();
+        auto f = p->get_future();
+        propose(
+            std::move(command), [p](proposal_outcome r) { p->set_value(std::move(r)); },
+            expected_term);
+        return f;
+    }
+    /// Proposes a command of the state machine's own type, serialized with Cereal (read it
+    /// back in `apply` with `craft::decode<Command>(entry)`).
+    template <class Command>
+    requires(!std::is_convertible_v<Command, shared_bytes>) std::future<proposal_outcome> propose(
+        const Command& command, std::optional<term_t> expected_term = {}) {
+        return propose(encode(command), expected_term);
+    }
+
+    /// Runs `f(state_machine)` on the apply thread once every entry committed before the call
+    /// is applied (ReadIndex through the leader: linearizable). The future holds its result.
+    template <class F>
+    auto read(F f) -> std::future<outcome<std::invoke_result_t<F&, const StateMachine&>>> {
+        using R = std::invoke_result_t<F&, const StateMachine&>;
+        auto p = std::make_shared<std::promise<outcome<R>>>();
+        auto fut = p->get_future();
+        pending_read r;
+        r.run = [this, p, f = std::move(f)]() mutable {
+            outcome<R> o;
+            o.value = f(static_cast<const StateMachine&>(sm_));
+            o.index = applied_;
+            p->set_value(std::move(o));
+        };
+        r.fail = [p](craft::status why) {
+            outcome<R> o;
+            o.error = std::move(why);
+            p->set_value(std::move(o));
+        };
+        r.deadline = clock::now() + opt_.read_timeout;
+        {
+            std::lock_guard l(inbox_mutex_);
+            if (running_ && !stopping_) {
+                inbox_.reads.push_back(std::move(r));
+                inbox_cv_.notify_one();
+                return fut;
+            }
+        }
+        r.fail(craft::status::error("craft: node is not running"));
+        return fut;
+    }
+
+    // ---- observing ----------------------------------------------------------------------
+
+    [[nodiscard]] bool is_leader() const {
+        std::lock_guard l(state_mutex_);
+        return state_.raft.soft.role == core::role::leader;
+    }
+    [[nodiscard]] node_id leader() const {
+        std::lock_guard l(state_mutex_);
+        return state_.raft.soft.leader;
+    }
+    [[nodiscard]] term_t term() const {
+        std::lock_guard l(state_mutex_);
+        return state_.raft.hard.term;
+    }
+    [[nodiscard]] node_state status() const {
+        std::lock_guard l(state_mutex_);
+        return state_;
+    }
+    /// The port the transport listens on (useful with port 0).
+    [[nodiscard]] std::uint16_t port() const {
+        if constexpr (requires(const transport_type& t) { t.local_port(); })
+            return transport_ ? transport_->local_port() : 0;
+        return 0;
+    }
+    [[nodiscard]] const node_options& options() const noexcept { return opt_; }
+
+private:
+    using clock = std::chrono::steady_clock;
+    using log_type = detail::locked_log_store<log_store_type>;
+
+    struct pending_proposal {
+        shared_bytes command;
+        callback done;
+        std::optional<term_t> expected_term;
+    };
+    struct pending_read {
+        std::function<void()> run;
+        std::function<void(craft::status)> fail;
+        clock::time_point deadline;
+        index_t index = 0;
+    };
+    struct inbox {
+        std::vector<pending_proposal> proposals;
+        std::vector<message> messages;
+        std::vector<pending_read> reads;
+        std::optional<core::ready> persisted;
+        bool empty() const {
+            return proposals.empty() && messages.empty() && reads.empty() && !persisted;
+        }
+    };
+    /// Work for the apply thread, in order.
+    struct apply_job {
+        std::optional<snapshot_meta> install;
+        std::vector<entry> committed;
+        std::vector<read_state> reads;
+        std::optional<core::soft_state> soft;
+        term_t term = 0;
+        configuration conf;
+    };
+    struct waiting_proposal {
+        term_t term = 0;
+        callback done;
+    };
+
+    static shared_bytes encode_any(const auto& command) {
+        std::ostringstream os(std::ios::binary);
+        {
+            cereal::PortableBinaryOutputArchive ar(os);
+            ar(command);
+        }
+        return shared_bytes(std::string_view(os.str()));
+    }
+    template <class Command>
+    static shared_bytes encode(const Command& c) {
+        return encode_any(c);
+    }
+
+    void log(log_level l, const std::string& line) {
+        logger_.log(l, "node " + std::to_string(opt_.id) + ": " + line);
+    }
+
+    proposal_outcome refused(std::string why, node_id leader = no_node) const {
+        proposal_outcome o;
+        o.error = craft::status::error(std::move(why));
+        o.leader = leader;
+        if (auto it = opt_.peers.find(leader); it != opt_.peers.end())
+            o.leader_address = it->second.host + ":" + std::to_string(it->second.port);
+        return o;
+    }
+
+    // ---- start and stop -----------------------------------------------------------------
+
+    craft::status open_storage() {
+        if constexpr (std::is_same_v<log_store_type, leveldb_log_store>) {
+            leveldb_log_store::options lo;
+            lo.dir = opt_.data_dir / "log";
+            lo.cluster_id = opt_.cluster_id;
+            lo.id = opt_.id;
+            lo.sync = opt_.sync;
+            auto r = leveldb_log_store::open(lo);
+            if (!r.store) return r.error;
+            log_ = std::make_unique<log_type>(std::move(r.store));
+        } else {
+            static_assert(std::is_default_constructible_v<log_store_type>,
+                          "craft: basic_node opens leveldb_log_store or default-constructs "
+                          "its log store");
+            // An in-memory store lives as long as the node object (it survives stop/start).
+            if (!log_mem_) log_mem_ = std::make_shared<log_store_type>();
+            log_ = std::make_unique<log_type>(log_mem_);
+        }
+        if constexpr (std::is_same_v<snapshot_store_type, file_snapshot_store>) {
+            snaps_ = std::make_unique<file_snapshot_store>(opt_.data_dir / "snapshots");
+        } else if (!snaps_) {
+            snaps_ = std::make_unique<snapshot_store_type>();
+        }
+        return {};
+    }
+
+    craft::status open_transport() {
+        if constexpr (std::is_same_v<transport_type, asio_tcp_transport>) {
+            asio_tcp_transport::options to;
+            to.id = opt_.id;
+            to.cluster_id = opt_.cluster_id;
+            to.listen = opt_.peers.at(opt_.id);
+            to.peers = opt_.peers;
+            to.peers.erase(opt_.id);
+            transport_ = std::make_unique<asio_tcp_transport>(
+                to, [this](log_level l, std::string_view s) { logger_.log(l, s); });
+        } else {
+            transport_ = std::make_unique<transport_type>();
+        }
+        return {};
+    }
+
+    craft::status fatal_at_start(const std::string& why) {
+        log(log_level::error, "cannot start: " + why);
+        return craft::status::error("craft: node " + std::to_string(opt_.id) +
+                                    " cannot start: " + why);
+    }
+
+    void stop_locked(const std::string& why) {
+        if (!running_) return;
+        if (!why.empty()) log(log_level::error, "stopping: " + why);
+        transport_->stop();  // no message arrives after this
+        halt_threads();
+        for (auto* t : {&core_thread_, &log_thread_, &apply_thread_})
+            if (t->joinable()) t->join();
+        // Whatever is still waiting fails clearly.
+        const auto reason = craft::status::error(why.empty() ? "craft: node stopped"
+                                                             : "craft: node stopped: " + why);
+        for (auto& p : inbox_.proposals) p.done(refused(reason.message()));
+        for (auto& r : inbox_.reads) r.fail(reason);
+        inbox_ = {};
+        for (auto& [i, w] : waiting_) w.done(refused(reason.message()));
+        waiting_.clear();
+        for (auto& [ctx, r] : reads_in_core_) r.fail(reason);
+        reads_in_core_.clear();
+        for (auto& r : reads_waiting_apply_) r.fail(reason);
+        reads_waiting_apply_.clear();
+        if constexpr (requires(StateMachine & m) { m.on_shutdown(); }) sm_.on_shutdown();
+        log_jobs_.clear();
+        apply_jobs_.clear();
+        log_stop_ = apply_stop_ = false;
+        transport_.reset();
+        xfer_.reset();
+        raw_.reset();
+        log_.reset();
+        running_ = false;
+        publish_stopped();
+    }
+
+    /// A problem the node cannot repair: it stops serving. Every thread ends; `stop()` (or
+    /// the destructor) releases the rest.
+    void fail(const craft::status& why) {
+        {
+            std::lock_guard l(state_mutex_);
+            if (!state_.failure.ok()) return;
+            state_.failure = why;
+        }
+        log(log_level::error, why.message() + "; the node stops serving");
+        if constexpr (requires(StateMachine & m, const craft::status& s) { m.on_error(s); })
+            sm_.on_error(why);
+        halt_threads();
+    }
+
+    void halt_threads() {
+        {
+            std::lock_guard l(inbox_mutex_);
+            stopping_ = true;
+            inbox_cv_.notify_all();
+        }
+        {
+            std::lock_guard l(log_mutex_);
+            log_stop_ = true;
+            log_cv_.notify_all();
+        }
+        {
+            std::lock_guard l(apply_mutex_);
+            apply_stop_ = true;
+            apply_cv_.notify_all();
+        }
+    }
+
+    // ---- core thread --------------------------------------------------------------------
+
+    void post_message(message&& m) {
+        std::lock_guard l(inbox_mutex_);
+        if (stopping_) return;
+        inbox_.messages.push_back(std::move(m));
+        inbox_cv_.notify_one();
+    }
+
+    void core_loop() {
+        auto next_tick = clock::now() + opt_.tick;
+        bool outstanding = false;
+        while (true) {
+            inbox in;
+            {
+                std::unique_lock l(inbox_mutex_);
+                inbox_cv_.wait_until(l, next_tick, [&] { return stopping_ || !inbox_.empty(); });
+                if (stopping_) return;
+                // Take at most one batch of proposals per step; the rest wait for the next.
+                in.messages.swap(inbox_.messages);
+                in.reads.swap(inbox_.reads);
+                in.persisted.swap(inbox_.persisted);
+                if (inbox_.proposals.size() <= opt_.max_proposals_per_batch) {
+                    in.proposals.swap(inbox_.proposals);
+                } else {
+                    auto cut = inbox_.proposals.begin() +
+                               static_cast<std::ptrdiff_t>(opt_.max_proposals_per_batch);
+                    std::move(inbox_.proposals.begin(), cut, std::back_inserter(in.proposals));
+                    inbox_.proposals.erase(inbox_.proposals.begin(), cut);
+                }
+            }
+            const auto now = clock::now();
+            if (now >= next_tick) {
+                raw_->tick();
+                xfer_->tick();
+                next_tick += opt_.tick;
+                if (next_tick < now) next_tick = now + opt_.tick;  // we fell behind: no burst
+                expire_reads(now);
+            }
+            for (auto& m : in.messages) detail::deliver(*raw_, *xfer_, std::move(m));
+            if (!in.proposals.empty()) propose_batch(in.proposals);
+            for (auto& r : in.reads) start_read(std::move(r));
+            if (in.persisted) {
+                finish_ready(std::move(*in.persisted));
+                outstanding = false;
+            }
+            flush_transfer();
+            if (auto h = log_->health(); !h.ok()) return fail(h);
+            if (!xfer_->error().ok()) return fail(xfer_->error());
+            if (!outstanding && raw_->has_ready()) {
+                begin_ready();
+                outstanding = true;
+            }
+            publish();
+        }
+    }
+
+    void propose_batch(std::vector<pending_proposal>& batch) {
+        const auto& r = raw_->raft_state();
+        if (r.role() != core::role::leader) {
+            for (auto& p : batch)
+                p.done(
+                    refused("craft: node " + std::to_string(opt_.id) + " is not the leader" +
+                                (r.leader() ? "; the leader is node " + std::to_string(r.leader())
+                                            : "; no leader is known"),
+                            r.leader()));
+            return;
+        }
+        std::vector<entry> ents;
+        std::vector<pending_proposal*> accepted;
+        ents.reserve(batch.size());
+        for (auto& p : batch) {
+            if (p.expected_term && *p.expected_term != r.term()) {
+                p.done(refused("craft: leadership changed: term is " + std::to_string(r.term()) +
+                                   ", not " + std::to_string(*p.expected_term),
+                               r.leader()));
+                continue;
+            }
+            entry e;
+            e.data = std::move(p.command);
+            ents.push_back(std::move(e));
+            accepted.push_back(&p);
+        }
+        if (ents.empty()) return;
+        auto res = raw_->propose(std::move(ents));
+        if (!res.ok()) {
+            for (auto* p : accepted)
+                p->done(refused("craft: " + std::string(core::to_string(res.error)), res.leader));
+            return;
+        }
+        std::lock_guard l(waiting_mutex_);
+        index_t i = res.first;
+        for (auto* p : accepted) waiting_[i++] = {res.term, std::move(p->done)};
+    }
+
+    void start_read(pending_read r) {
+        const std::uint64_t ctx = ++read_seq_;
+        if (auto e = raw_->read_index(ctx); e != core::errc::ok) {
+            r.fail(craft::status::error("craft: " + std::string(core::to_string(e))));
+            return;
+        }
+        reads_in_core_.emplace(ctx, std::move(r));
+    }
+
+    void expire_reads(clock::time_point now) {
+        for (auto it = reads_in_core_.begin(); it != reads_in_core_.end();) {
+            if (it->second.deadline <= now) {
+                it->second.fail(
+                    craft::status::error("craft: read timed out (no leader confirmed it; retry)"));
+                it = reads_in_core_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+    }
+
+    void begin_ready() {
+        core::ready rd = raw_->get_ready();
+        if (rd.soft && rd.soft->role != core::role::leader) xfer_->stop_sending();
+        for (auto& m : rd.messages) send(std::move(m));
+        rd.messages.clear();
+        {
+            std::lock_guard l(log_mutex_);
+            log_jobs_.push_back(std::move(rd));
+            log_cv_.notify_one();
+        }
+    }
+
+    /// The log thread made `rd` durable: answer, apply, advance.
+    void finish_ready(core::ready rd) {
+        for (auto& m : rd.messages_after_persist) send(std::move(m));
+        apply_job job;
+        job.install = rd.snap;
+        job.committed = std::move(rd.committed);
+        job.soft = rd.soft;
+        job.term = raw_->raft_state().term();
+        job.conf = raw_->raft_state().conf();
+        for (const auto& rs : rd.read_states) {
+            auto it = reads_in_core_.find(rs.context);
+            if (it == reads_in_core_.end()) continue;
+            it->second.index = rs.index;
+            job_reads_.push_back(std::move(it->second));
+            reads_in_core_.erase(it);
+        }
+        {
+            std::lock_guard l(apply_mutex_);
+            apply_jobs_.push_back(std::move(job));
+            for (auto& r : job_reads_) reads_handoff_.push_back(std::move(r));
+            job_reads_.clear();
+            apply_cv_.notify_one();
+        }
+        raw_->advance();
+    }
+
+    void send(message m) {
+        if (m.type == message_type::snapshot && !m.snap_partial) {
+            xfer_->offer(m);
+            return;
+        }
+        transport_->send(std::move(m));
+    }
+
+    void flush_transfer() {
+        for (auto& m : xfer_->take_messages()) transport_->send(std::move(m));
+        for (const auto& r : xfer_->take_reports()) {
+            raw_->report_snapshot(r.peer, r.ok);
+            if (!r.ok && xfer_->missing_snapshot()) snapshot_wanted_ = true;
+        }
+    }
+
+    void publish() {
+        std::lock_guard l(state_mutex_);
+        state_.raft = raw_->status();
+        state_.applied = applied_;
+        state_.snapshot_index = snapshot_index_;
+        state_.running = true;
+    }
+    void publish_stopped() {
+        std::lock_guard l(state_mutex_);
+        state_.running = false;
+        state_.raft.soft = {};
+    }
+
+    // ---- log thread ---------------------------------------------------------------------
+
+    void log_loop() {
+        while (true) {
+            std::variant<core::ready, snapshot_meta> job;
+            {
+                std::unique_lock l(log_mutex_);
+                log_cv_.wait(l, [&] { return log_stop_ || !log_jobs_.empty(); });
+                if (log_stop_) return;
+                job = std::move(log_jobs_.front());
+                log_jobs_.pop_front();
+            }
+            if (auto* compaction = std::get_if<snapshot_meta>(&job)) {
+                if (compaction->index > log_->snapshot_meta().index)
+                    if (auto st = log_->compact(*compaction); !st) return fail(st);
+                continue;
+            }
+            auto& rd = std::get<core::ready>(job);
+            if (rd.must_sync()) {
+                log_write w;
+                if (rd.snap) w.snap = &*rd.snap;
+                w.entries = rd.entries;
+                if (rd.hard) w.hard = &*rd.hard;
+                if (rd.conf) w.conf = &*rd.conf;
+                if (auto st = log_->write(w); !st) return fail(st);
+            }
+            std::lock_guard l(inbox_mutex_);
+            inbox_.persisted = std::move(rd);
+            inbox_cv_.notify_one();
+        }
+    }
+
+    // ---- apply thread -------------------------------------------------------------------
+
+    void apply_loop() {
+        while (true) {
+            apply_job job;
+            {
+                std::unique_lock l(apply_mutex_);
+                apply_cv_.wait(l, [&] {
+                    return apply_stop_ || !apply_jobs_.empty() || !reads_handoff_.empty();
+                });
+                if (apply_stop_) return;
+                for (auto& r : reads_handoff_) reads_waiting_apply_.push_back(std::move(r));
+                reads_handoff_.clear();
+                if (apply_jobs_.empty()) {
+                    l.unlock();
+                    serve_reads();
+                    continue;
+                }
+                job = std::move(apply_jobs_.front());
+                apply_jobs_.pop_front();
+            }
+            if (job.soft) run_role_hooks(*job.soft, job.term);
+            if (job.install) {
+                if (auto st = detail::load_snapshot(sm_, *snaps_, job.install->index); !st)
+                    return fail(st);
+                applied_ = job.install->index;
+                last_snapshot_ = applied_;
+                snapshot_index_ = job.install->index;
+                fail_waiting_up_to(applied_, "replaced by a snapshot from the leader");
+            }
+            apply_entries(job.committed);
+            serve_reads();
+            maybe_snapshot(job.conf);
+        }
+    }
+
+    void run_role_hooks(const core::soft_state& s, term_t term) {
+        const bool leads = s.role == core::role::leader;
+        if (leads != was_leader_) {
+            if (leads) {
+                if constexpr (has_on_leader_start<StateMachine>) sm_.on_leader_start(term);
+            } else {
+                if constexpr (has_on_leader_stop<StateMachine>) sm_.on_leader_stop();
+            }
+        }
+        const node_id following = leads ? no_node : s.leader;
+        if (following != following_) {
+            if (following_ != no_node)
+                if constexpr (requires(StateMachine & m) { m.on_stop_following(node_id{}); })
+                    sm_.on_stop_following(following_);
+            if (following != no_node)
+                if constexpr (requires(StateMachine & m) { m.on_start_following(node_id{}); })
+                    sm_.on_start_following(following);
+        }
+        was_leader_ = leads;
+        following_ = following;
+    }
+
+    void apply_entries(const std::vector<entry>& ents) {
+        if (ents.empty()) return;
+        std::vector<entry> user;
+        std::vector<index_t> user_index;
+        for (const auto& e : ents) {
+            if (e.type == entry_type::configuration) {
+                if constexpr (has_on_configuration_committed<StateMachine>)
+                    if (auto c = core::decode_configuration(e.data)) {
+                        c->index = e.index;
+                        sm_.on_configuration_committed(*c);
+                    }
+            } else if (!e.data.empty()) {
+                user.push_back(e);
+            }
+            bytes_since_snapshot_ += e.data.size();
+        }
+        std::vector<result_type> results;
+        if (!user.empty()) {
+            if constexpr (std::is_same_v<result_type, std::monostate>) {
+                sm_.apply(std::span<const entry>(user));
+            } else {
+                results = sm_.apply(std::span<const entry>(user));
+            }
+        }
+        applied_ = ents.back().index;
+        // Complete the proposals this node made, in order; others' entries are skipped.
+        std::vector<std::pair<callback, proposal_outcome>> done;
+        {
+            std::lock_guard l(waiting_mutex_);
+            std::size_t k = 0;
+            for (const auto& e : ents) {
+                const bool is_user = e.type == entry_type::normal && !e.data.empty();
+                auto it = waiting_.find(e.index);
+                if (it != waiting_.end()) {
+                    proposal_outcome o;
+                    o.index = e.index;
+                    if (it->second.term != e.term) {
+                        o.error = craft::status::error(
+                            "craft: leadership changed; entry " + std::to_string(e.index) +
+                            " holds another leader's command (it may be retried)");
+                    } else if (is_user && k < results.size()) {
+                        o.value = std::move(results[k]);
+                    }
+                    done.emplace_back(std::move(it->second.done), std::move(o));
+                    waiting_.erase(it);
+                }
+                if (is_user) ++k;
+            }
+        }
+        for (auto& [cb, o] : done) cb(std::move(o));
+    }
+
+    void fail_waiting_up_to(index_t upto, const std::string& why) {
+        std::vector<callback> failed;
+        {
+            std::lock_guard l(waiting_mutex_);
+            while (!waiting_.empty() && waiting_.begin()->first <= upto) {
+                failed.push_back(std::move(waiting_.begin()->second.done));
+                waiting_.erase(waiting_.begin());
+            }
+        }
+        for (auto& cb : failed) cb(refused("craft: outcome unknown: " + why));
+    }
+
+    void serve_reads() {
+        for (auto it = reads_waiting_apply_.begin(); it != reads_waiting_apply_.end();) {
+            if (it->index <= applied_) {
+                it->run();
+                it = reads_waiting_apply_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+    }
+
+    void maybe_snapshot(const configuration& conf) {
+        const bool wanted = snapshot_wanted_.exchange(false);
+        if (applied_ <= last_snapshot_ && !wanted) return;
+        const auto since = std::chrono::duration_cast<std::chrono::milliseconds>(
+            clock::now() - last_snapshot_time_);
+        if (!wanted && !opt_.snapshots.due(applied_ - last_snapshot_, bytes_since_snapshot_, since))
+            return;
+        auto t = log_->term(applied_);
+        if (!t) return;
+        const snapshot_meta meta{applied_, *t, conf};
+        last_snapshot_ = applied_;
+        bytes_since_snapshot_ = 0;
+        last_snapshot_time_ = clock::now();
+        // Saving runs here, between two applies; the core and the log thread go on.
+        if (auto st = detail::write_snapshot(*snaps_, meta, detail::prepare_snapshot(sm_)); !st)
+            return fail(st);
+        snapshot_index_ = meta.index;
+        if (meta.index <= opt_.snapshots.keep_entries) return;
+        const index_t upto = meta.index - opt_.snapshots.keep_entries;
+        auto ut = log_->term(upto);
+        if (!ut) return;
+        std::lock_guard l(log_mutex_);
+        log_jobs_.push_back(snapshot_meta{upto, *ut, {}});
+        log_cv_.notify_one();
+    }
+
+    // ---- state --------------------------------------------------------------------------
+
+    node_options opt_;
+    StateMachine& sm_;
+    logger_type logger_;
+
+    std::mutex lifecycle_;  // start and stop
+    bool running_ = false;
+
+    std::shared_ptr<log_store_type> log_mem_;
+    std::unique_ptr<log_type> log_;
+    std::unique_ptr<snapshot_store_type> snaps_;
+    std::unique_ptr<transport_type> transport_;
+    std::unique_ptr<core::raw_node<log_type>> raw_;
+    std::unique_ptr<detail::snapshot_transfer<snapshot_store_type>> xfer_;
+
+    std::thread core_thread_, log_thread_, apply_thread_;
+
+    std::mutex inbox_mutex_;
+    std::condition_variable inbox_cv_;
+    inbox inbox_;
+    bool stopping_ = false;
+
+    // core thread only
+    std::map<std::uint64_t, pending_read> reads_in_core_;
+    std::vector<pending_read> job_reads_;
+    std::uint64_t read_seq_ = 0;
+    std::atomic<bool> snapshot_wanted_{false};
+
+    std::mutex log_mutex_;
+    std::condition_variable log_cv_;
+    std::deque<std::variant<core::ready, snapshot_meta>> log_jobs_;
+    bool log_stop_ = false;
+
+    std::mutex apply_mutex_;
+    std::condition_variable apply_cv_;
+    std::deque<apply_job> apply_jobs_;
+    std::vector<pending_read> reads_handoff_;
+    bool apply_stop_ = false;
+
+    // apply thread only (set at start, before the threads)
+    std::vector<pending_read> reads_waiting_apply_;
+    std::atomic<index_t> applied_{0};
+    index_t last_snapshot_ = 0;
+    std::uint64_t bytes_since_snapshot_ = 0;
+    clock::time_point last_snapshot_time_;
+    std::atomic<index_t> snapshot_index_{0};
+    bool was_leader_ = false;
+    node_id following_ = no_node;
+
+    std::mutex waiting_mutex_;
+    std::map<index_t, waiting_proposal> waiting_;
+
+    mutable std::mutex state_mutex_;
+    node_state state_;
+};
+
+/// A node over the default policies.
+template <class StateMachine>
+using node = basic_node<StateMachine, default_policies>;
+
+/// Reads a command of type `Command` that `basic_node::propose(const Command&)` wrote.
+template <class Command>
+std::optional<Command> decode(const entry& e) {
+    try {
+        std::istringstream is(std::string(e.data.str()), std::ios::binary);
+        cereal::PortableBinaryInputArchive ar(is);
+        Command c;
+        ar(c);
+        return c;
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+}
+
+}  // namespace craft

@@ -1,0 +1,455 @@
+#pragma once
+/// @file
+/// `asio_tcp_transport`: the default transport, over TCP with standalone Asio.
+///
+/// Each node keeps one outgoing connection per peer for the messages it sends, and accepts
+/// one from each peer for the messages it receives. A connection starts with a handshake
+/// frame (magic, wire version, cluster id, sender id, receiver id); a wrong cluster, an
+/// unknown sender, a different receiver or another version is refused, logged once and
+/// closed. Every frame is `u32 length | u32 CRC32C | payload` (little-endian); a length over
+/// `max_frame_bytes` closes the connection before anything is allocated, and so does a
+/// checksum or decoding failure (one log line per bad connection). Queued messages to a peer
+/// are coalesced into one write; TCP_NODELAY is on; a lost connection is retried with
+/// exponential back-off and jitter. Each peer's send queue is bounded by count and bytes:
+/// when it is full the new message is dropped and counted (Raft retransmits), never blocking
+/// the caller.
+
+#include <asio.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "../codec/cereal_codec.hpp"
+#include "../concepts.hpp"
+#include "../core/conf_codec.hpp"
+#include "../detail/crc32c.hpp"
+#include "../logger.hpp"
+
+namespace craft {
+
+/// A peer's address.
+struct tcp_endpoint {
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 0;
+
+    friend bool operator==(const tcp_endpoint&, const tcp_endpoint&) = default;
+};
+
+/// Message transport over TCP (models `craft::transport`).
+class asio_tcp_transport {
+public:
+    struct options {
+        node_id id = no_node;                   ///< This node.
+        std::uint64_t cluster_id = 0;           ///< Connections from another cluster are refused.
+        tcp_endpoint listen;                    ///< Port 0 picks a free port (see `local_port()`).
+        std::map<node_id, tcp_endpoint> peers;  ///< Every other member.
+        std::size_t max_frame_bytes = 64u << 20;      ///< Larger frames close the connection.
+        std::size_t max_queue_messages = 65'536;      ///< Per peer; beyond it, drop new ones.
+        std::size_t max_queue_bytes = 256u << 20;     ///< Per peer, payload bytes.
+        std::chrono::milliseconds backoff_min{20};    ///< First reconnect delay...
+        std::chrono::milliseconds backoff_max{1000};  ///< ...doubling up to this, with jitter.
+        std::chrono::milliseconds handshake_timeout{2000};
+    };
+
+    asio_tcp_transport(options o, log_sink log = {})
+        : opt_(std::move(o)), log_(std::move(log)), acceptor_(io_) {
+        for (const auto& [id, ep] : opt_.peers)
+            if (id != opt_.id) peers_.emplace(id, std::make_unique<peer>(io_, id, ep));
+    }
+    ~asio_tcp_transport() { stop(); }
+    asio_tcp_transport(const asio_tcp_transport&) = delete;
+    asio_tcp_transport& operator=(const asio_tcp_transport&) = delete;
+
+    /// Listens, connects to the peers and starts delivering to `handler` (on the I/O thread).
+    status start(std::function<void(message&&)> handler) {
+        if (thread_.joinable()) return status::error("asio_tcp_transport: already started");
+        handler_ = std::move(handler);
+        std::error_code ec;
+        const auto addr = asio::ip::make_address(opt_.listen.host, ec);
+        if (ec)
+            return status::error("asio_tcp_transport: bad listen address '" + opt_.listen.host +
+                                 "': " + ec.message());
+        const asio::ip::tcp::endpoint ep(addr, opt_.listen.port);
+        if (acceptor_.open(ep.protocol(), ec); !ec)
+            acceptor_.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+        if (!ec) acceptor_.bind(ep, ec);
+        if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+        if (ec) {
+            std::error_code ignored;
+            acceptor_.close(ignored);
+            return status::error("asio_tcp_transport: cannot listen on " + opt_.listen.host + ":" +
+                                 std::to_string(opt_.listen.port) + ": " + ec.message());
+        }
+        local_port_ = acceptor_.local_endpoint().port();
+        stopped_ = false;
+        io_.restart();
+        work_.emplace(asio::make_work_guard(io_));
+        accept();
+        for (auto& [id, p] : peers_) asio::post(io_, [this, pp = p.get()] { connect(*pp); });
+        thread_ = std::thread([this] { io_.run(); });
+        return {};
+    }
+
+    /// Queues `m` for `m.to` without blocking; dropped when that peer's queue is full.
+    void send(message&& m) {
+        auto it = peers_.find(m.to);
+        if (it == peers_.end() || stopped_) return;
+        peer& p = *it->second;
+        const std::size_t bytes = approx_size(m);
+        {
+            std::lock_guard lock(p.mutex);
+            if (p.queue.size() >= opt_.max_queue_messages ||
+                p.queued_bytes + bytes > opt_.max_queue_bytes) {
+                ++p.dropped;
+                return;
+            }
+            p.queue.push_back(std::move(m));
+            p.queued_bytes += bytes;
+            if (p.flush_posted) return;
+            p.flush_posted = true;
+        }
+        asio::post(io_, [this, &p] { flush(p); });
+    }
+
+    /// Stops delivery and sending; no handler call starts after it returns.
+    void stop() {
+        if (!thread_.joinable()) return;
+        stopped_ = true;
+        asio::post(io_, [this] {
+            std::error_code ec;
+            acceptor_.close(ec);
+            for (auto& [id, p] : peers_) {
+                p->socket.close(ec);
+                p->timer.cancel();
+            }
+            for (auto& c : incoming_) c->socket.close(ec);
+            incoming_.clear();
+        });
+        work_.reset();
+        io_.stop();
+        thread_.join();
+        for (auto& [id, p] : peers_) {
+            std::lock_guard lock(p->mutex);
+            p->queue.clear();
+            p->queued_bytes = 0;
+            p->flush_posted = false;
+            p->connected = p->connecting = p->writing = false;
+        }
+    }
+
+    /// The port this transport listens on (after `start`).
+    [[nodiscard]] std::uint16_t local_port() const noexcept { return local_port_; }
+    /// Messages dropped because a peer's queue was full.
+    [[nodiscard]] std::uint64_t dropped(node_id peer_id) const {
+        auto it = peers_.find(peer_id);
+        if (it == peers_.end()) return 0;
+        std::lock_guard lock(it->second->mutex);
+        return it->second->dropped;
+    }
+    /// Connections refused or closed for bad input, since start.
+    [[nodiscard]] std::uint64_t rejected_connections() const noexcept { return rejected_; }
+
+    /// The handshake frame payload that `from` sends to `to` (public for tests and fuzzing).
+    static std::string handshake(std::uint64_t cluster, node_id from, node_id to) {
+        std::string h = "CRFT";
+        h.push_back(static_cast<char>(cereal_codec::version & 0xff));
+        h.push_back(static_cast<char>(cereal_codec::version >> 8));
+        core::detail::put_u64(h, cluster);
+        core::detail::put_u64(h, from);
+        core::detail::put_u64(h, to);
+        return h;
+    }
+    /// A whole frame around `payload`.
+    static std::string frame(std::string_view payload) {
+        std::string f;
+        f.reserve(payload.size() + 8);
+        put_frame(f, payload);
+        return f;
+    }
+
+private:
+    struct peer {
+        peer(asio::io_context& io, node_id i, tcp_endpoint e)
+            : id(i), ep(std::move(e)), socket(io), timer(io) {}
+        node_id id;
+        tcp_endpoint ep;
+        asio::ip::tcp::socket socket;
+        asio::steady_timer timer;
+        mutable std::mutex mutex;  // guards queue, queued_bytes, flush_posted, dropped
+        std::deque<message> queue;
+        std::size_t queued_bytes = 0;
+        bool flush_posted = false;
+        std::uint64_t dropped = 0;
+        // I/O thread only:
+        bool connected = false;
+        bool connecting = false;
+        bool writing = false;
+        std::string out;  // the frames being written
+        std::chrono::milliseconds backoff{0};
+        std::string last_error;  // logged once until it changes
+    };
+
+    struct connection {
+        explicit connection(asio::io_context& io) : socket(io), deadline(io) {}
+        asio::ip::tcp::socket socket;
+        asio::steady_timer deadline;
+        char header[8];
+        std::string payload;
+        node_id from = no_node;  // known after the handshake
+        std::string remote;
+    };
+
+    static void put_u32(std::string& out, std::uint32_t v) {
+        for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+    }
+    static std::uint32_t get_u32(const char* p) {
+        std::uint32_t v = 0;
+        for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+        return v;
+    }
+    static void put_frame(std::string& out, std::string_view payload) {
+        put_u32(out, static_cast<std::uint32_t>(payload.size()));
+        put_u32(out, detail::crc32c(std::as_bytes(std::span(payload.data(), payload.size()))));
+        out.append(payload);
+    }
+    static std::size_t approx_size(const message& m) {
+        std::size_t n = 96 + m.snap_data.size();
+        for (const auto& e : m.entries) n += 24 + e.data.size();
+        return n;
+    }
+
+    void log(log_level l, const std::string& line) {
+        if (log_) log_(l, "transport " + std::to_string(opt_.id) + ": " + line);
+    }
+
+    // ---- outgoing -----------------------------------------------------------------------
+
+    void connect(peer& p) {
+        if (stopped_ || p.connected || p.connecting) return;
+        p.connecting = true;
+        std::error_code ec;
+        const auto addr = asio::ip::make_address(p.ep.host, ec);
+        if (ec) {
+            note_peer_error(p, "bad address '" + p.ep.host + "': " + ec.message());
+            p.connecting = false;
+            return;
+        }
+        p.socket = asio::ip::tcp::socket(io_);
+        p.socket.async_connect(asio::ip::tcp::endpoint(addr, p.ep.port), [this, &p](auto err) {
+            p.connecting = false;
+            if (stopped_) return;
+            if (err) return retry(p, "cannot connect to " + describe(p) + ": " + err.message());
+            std::error_code e;
+            p.socket.set_option(asio::ip::tcp::no_delay(true), e);
+            p.connected = true;
+            p.backoff = std::chrono::milliseconds(0);
+            if (!p.last_error.empty()) log(log_level::info, "connected to " + describe(p));
+            p.last_error.clear();
+            p.out.clear();
+            put_frame(p.out, handshake(opt_.cluster_id, opt_.id, p.id));
+            write(p);
+        });
+    }
+
+    static std::string describe(const peer& p) {
+        return "node " + std::to_string(p.id) + " at " + p.ep.host + ":" +
+               std::to_string(p.ep.port);
+    }
+
+    void note_peer_error(peer& p, const std::string& what) {
+        if (what == p.last_error) return;
+        p.last_error = what;
+        log(log_level::warn, what);
+    }
+
+    void retry(peer& p, const std::string& why) {
+        note_peer_error(p, why);
+        std::error_code ec;
+        p.socket.close(ec);
+        p.connected = p.writing = false;
+        p.out.clear();
+        const auto lo = std::max(opt_.backoff_min, p.backoff * 2);
+        p.backoff = std::min(lo, opt_.backoff_max);
+        std::uniform_int_distribution<long> jitter(0, p.backoff.count() / 2 + 1);
+        const auto delay = p.backoff + std::chrono::milliseconds(jitter(rng_));
+        p.timer.expires_after(delay);
+        p.timer.async_wait([this, &p](auto err) {
+            if (!err && !stopped_) connect(p);
+        });
+    }
+
+    /// Encodes everything queued for `p` into one buffer and writes it.
+    void flush(peer& p) {
+        std::deque<message> batch;
+        {
+            std::lock_guard lock(p.mutex);
+            p.flush_posted = false;
+            if (!p.connected || p.writing) {
+                if (!p.connected && !p.connecting) asio::post(io_, [this, &p] { connect(p); });
+                return;
+            }
+            batch.swap(p.queue);
+            p.queued_bytes = 0;
+        }
+        if (batch.empty()) return;
+        p.out.clear();
+        for (const auto& m : batch) put_frame(p.out, cereal_codec::encode(m));
+        write(p);
+    }
+
+    void write(peer& p) {
+        p.writing = true;
+        asio::async_write(p.socket, asio::buffer(p.out), [this, &p](auto err, std::size_t) {
+            p.writing = false;
+            if (stopped_) return;
+            if (err)
+                return retry(p, "lost the connection to " + describe(p) + ": " + err.message());
+            bool more = false;
+            {
+                std::lock_guard lock(p.mutex);
+                more = !p.queue.empty() && !p.flush_posted;
+                if (more) p.flush_posted = true;
+            }
+            if (more) flush(p);
+        });
+    }
+
+    // ---- incoming -----------------------------------------------------------------------
+
+    void accept() {
+        auto c = std::make_shared<connection>(io_);
+        acceptor_.async_accept(c->socket, [this, c](auto err) {
+            if (stopped_ || err == asio::error::operation_aborted) return;
+            if (!err) {
+                std::error_code ec;
+                const auto remote = c->socket.remote_endpoint(ec);
+                c->remote =
+                    ec ? "?" : remote.address().to_string() + ":" + std::to_string(remote.port());
+                c->socket.set_option(asio::ip::tcp::no_delay(true), ec);
+                incoming_.push_back(c);
+                c->deadline.expires_after(opt_.handshake_timeout);
+                c->deadline.async_wait([this, c](auto e) {
+                    if (!e && c->from == no_node) refuse(c, "no handshake within the timeout");
+                });
+                read_header(c);
+            }
+            accept();
+        });
+    }
+
+    void refuse(const std::shared_ptr<connection>& c, const std::string& why) {
+        if (!c->socket.is_open()) return;
+        ++rejected_;
+        log(log_level::warn, "closed connection from " + c->remote +
+                                 (c->from ? " (node " + std::to_string(c->from) + ")" : "") + ": " +
+                                 why);
+        drop(c);
+    }
+    void drop(const std::shared_ptr<connection>& c) {
+        std::error_code ec;
+        c->socket.close(ec);
+        c->deadline.cancel();
+        std::erase(incoming_, c);
+    }
+
+    void read_header(const std::shared_ptr<connection>& c) {
+        asio::async_read(c->socket, asio::buffer(c->header), [this, c](auto err, std::size_t) {
+            if (stopped_) return;
+            if (err) {
+                if (c->from == no_node && err != asio::error::operation_aborted)
+                    return refuse(c, "connection ended before a handshake (" + err.message() + ")");
+                return drop(c);  // a peer going away is not bad input
+            }
+            const std::uint32_t len = get_u32(c->header);
+            if (len > opt_.max_frame_bytes)
+                return refuse(c, "frame of " + std::to_string(len) + " bytes exceeds the " +
+                                     std::to_string(opt_.max_frame_bytes) + "-byte maximum");
+            c->payload.resize(len);
+            asio::async_read(c->socket, asio::buffer(c->payload), [this, c](auto e2, std::size_t) {
+                if (stopped_) return;
+                if (e2) {
+                    if (e2 == asio::error::eof || e2 == asio::error::operation_aborted)
+                        return c->from == no_node ? refuse(c, "truncated frame") : drop(c);
+                    return refuse(c, "read failed: " + e2.message());
+                }
+                on_frame(c);
+            });
+        });
+    }
+
+    void on_frame(const std::shared_ptr<connection>& c) {
+        const std::uint32_t want = get_u32(c->header + 4);
+        const auto got =
+            detail::crc32c(std::as_bytes(std::span(c->payload.data(), c->payload.size())));
+        if (want != got) return refuse(c, "frame fails its checksum");
+        if (c->from == no_node) {
+            if (auto why = check_handshake(c->payload, c->from)) return refuse(c, *why);
+            c->deadline.cancel();
+            return read_header(c);
+        }
+        std::string why;
+        auto m = cereal_codec::decode(c->payload, &why);
+        if (!m) return refuse(c, "undecodable message: " + why);
+        if (m->from != c->from || m->to != opt_.id)
+            return refuse(c, "message from " + std::to_string(m->from) + " to " +
+                                 std::to_string(m->to) + " on the connection of node " +
+                                 std::to_string(c->from));
+        if (handler_) handler_(std::move(*m));
+        read_header(c);
+    }
+
+    /// Why the handshake is refused, or nothing; sets `from` when accepted.
+    std::optional<std::string> check_handshake(std::string_view h, node_id& from) const {
+        if (h.size() != 30 || h.substr(0, 4) != "CRFT") return "not a craft handshake";
+        const std::uint16_t version = static_cast<std::uint16_t>(
+            static_cast<unsigned char>(h[4]) | (static_cast<unsigned char>(h[5]) << 8));
+        if (version != cereal_codec::version)
+            return "wire version " + std::to_string(version) + ", this node speaks " +
+                   std::to_string(cereal_codec::version);
+        std::string_view rest = h.substr(6);
+        std::uint64_t cluster = 0, sender = 0, target = 0;
+        core::detail::get_u64(rest, cluster);
+        core::detail::get_u64(rest, sender);
+        core::detail::get_u64(rest, target);
+        if (cluster != opt_.cluster_id)
+            return "cluster id " + std::to_string(cluster) + ", this node belongs to cluster " +
+                   std::to_string(opt_.cluster_id);
+        if (target != opt_.id)
+            return "handshake for node " + std::to_string(target) + ", this is node " +
+                   std::to_string(opt_.id);
+        if (!peers_.count(sender)) return "unknown node id " + std::to_string(sender);
+        from = sender;
+        return std::nullopt;
+    }
+
+    options opt_;
+    log_sink log_;
+    asio::io_context io_;
+    std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+    asio::ip::tcp::acceptor acceptor_;
+    std::map<node_id, std::unique_ptr<peer>> peers_;
+    std::vector<std::shared_ptr<connection>> incoming_;
+    std::function<void(message&&)> handler_;
+    std::thread thread_;
+    std::atomic<bool> stopped_{true};
+    std::atomic<std::uint64_t> rejected_{0};
+    std::uint16_t local_port_ = 0;
+    std::minstd_rand rng_{std::random_device{}()};
+};
+
+static_assert(transport<asio_tcp_transport>);
+
+}  // namespace craft

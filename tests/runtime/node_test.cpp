@@ -1,0 +1,180 @@
+// basic_node over real loopback TCP, LevelDB and snapshot files: three nodes in one process.
+
+#include <doctest/doctest.h>
+
+#include <asio.hpp>
+
+#include <atomic>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../storage/temp_dir.hpp"
+#include "support.hpp"
+
+using namespace craft;
+using namespace std::chrono_literals;
+using test::counter;
+using test::eventually;
+using tnode = basic_node<counter, test::test_policies>;
+
+namespace {
+
+/// Three nodes on free loopback ports, each with its own data directory.
+struct trio {
+    test::temp_dir dir;
+    std::map<node_id, tcp_endpoint> peers;
+    counter sms[4];
+    test::capture_logger logs[4];
+    std::unique_ptr<tnode> nodes[4];
+
+    explicit trio(const std::function<void(node_options&)>& tweak = {}) {
+        for (node_id id = 1; id <= 3; ++id) peers[id] = {"127.0.0.1", test::free_port()};
+        for (node_id id = 1; id <= 3; ++id) {
+            auto o = test::loopback_options(id, peers, dir.path);
+            if (tweak) tweak(o);
+            nodes[id] = std::make_unique<tnode>(o, sms[id], logs[id]);
+        }
+    }
+    void start_all() {
+        for (node_id id = 1; id <= 3; ++id) REQUIRE_MESSAGE(nodes[id]->start().ok(), id);
+    }
+    /// The single leader all running nodes agree on, once there is one.
+    std::optional<node_id> leader(std::chrono::milliseconds limit = 10s) {
+        std::optional<node_id> found;
+        eventually(
+            [&] {
+                found.reset();
+                for (node_id id = 1; id <= 3; ++id)
+                    if (nodes[id]->status().running && nodes[id]->is_leader()) found = id;
+                return found.has_value();
+            },
+            limit);
+        return found;
+    }
+    long read_total(node_id id) {
+        auto f = nodes[id]->read([](const counter& c) { return c.total; });
+        REQUIRE(f.wait_for(10s) == std::future_status::ready);
+        auto r = f.get();
+        REQUIRE_MESSAGE(r.ok(), r.error.message());
+        return r.value;
+    }
+};
+
+}  // namespace
+
+TEST_SUITE("runtime") {
+
+TEST_CASE("node: invalid options are refused at construction, naming the option") {
+    counter sm;
+    node_options o;
+    o.id = 1;
+    CHECK_THROWS_WITH_AS(tnode(o, sm), doctest::Contains("node_options.peers"),
+                         std::invalid_argument);
+    o.peers[1] = {"127.0.0.1", 1};
+    o.election_timeout = 50ms;
+    o.heartbeat_interval = 100ms;
+    CHECK_THROWS_WITH_AS(tnode(o, sm), doctest::Contains("node_options.election_timeout"),
+                         std::invalid_argument);
+    o.id = 0;
+    CHECK_THROWS_WITH_AS(tnode(o, sm), doctest::Contains("node_options.id"), std::invalid_argument);
+}
+
+TEST_CASE("node: three nodes over loopback elect a leader and replicate from many threads") {
+    trio t;
+    t.start_all();
+    auto l = t.leader();
+    REQUIRE(l);
+
+    // Proposals on a follower fail fast and name the leader and its address.
+    const node_id f = *l == 1 ? 2 : 1;
+    auto refused = t.nodes[f]->propose(shared_bytes("1")).get();
+    CHECK_FALSE(refused.ok());
+    CHECK(refused.leader == *l);
+    CHECK(refused.leader_address == "127.0.0.1:" + std::to_string(t.peers[*l].port));
+
+    // 4 threads x 250 proposals, each waiting for its own result.
+    std::atomic<int> ok{0};
+    std::vector<std::thread> clients;
+    for (int c = 0; c < 4; ++c)
+        clients.emplace_back([&] {
+            for (int k = 0; k < 250; ++k) {
+                auto r = t.nodes[*l]->propose(shared_bytes("1")).get();
+                if (r.ok() && r.value >= 1 && r.value <= 1000) ++ok;
+            }
+        });
+    for (auto& c : clients) c.join();
+    CHECK(ok == 1000);
+    // Linearizable reads on every node see all of them.
+    for (node_id id = 1; id <= 3; ++id) CHECK(t.read_total(id) == 1000);
+    // An expected term that is not the current one is refused.
+    const term_t term = t.nodes[*l]->term();
+    auto stale = t.nodes[*l]->propose(shared_bytes("5"), term + 1).get();
+    CHECK_FALSE(stale.ok());
+    auto fresh = t.nodes[*l]->propose(shared_bytes("5"), term).get();
+    CHECK(fresh.ok());
+    CHECK(fresh.value == 1005);
+}
+
+TEST_CASE("node: a stopped leader is replaced, and restarts from disk to catch up") {
+    trio t([](node_options& o) {
+        o.snapshots.entries = 50;  // snapshots and compaction happen on the way
+        o.snapshots.keep_entries = 10;
+    });
+    t.start_all();
+    auto l = t.leader();
+    REQUIRE(l);
+    for (int k = 0; k < 100; ++k) REQUIRE(t.nodes[*l]->propose(shared_bytes("1")).get().ok());
+    const auto stopped_at = std::chrono::steady_clock::now();
+    t.nodes[*l]->stop();
+    std::optional<node_id> next;
+    REQUIRE(eventually([&] {
+        for (node_id id = 1; id <= 3; ++id)
+            if (id != *l && t.nodes[id]->is_leader()) next = id;
+        return next.has_value();
+    }));
+    CHECK(std::chrono::steady_clock::now() - stopped_at < 2s);
+    for (int k = 0; k < 100; ++k) REQUIRE(t.nodes[*next]->propose(shared_bytes("2")).get().ok());
+    REQUIRE(t.nodes[*l]->start().ok());  // the same object, from its data directory
+    CHECK(eventually(
+        [&] { return t.nodes[*l]->status().applied >= t.nodes[*next]->status().applied; }));
+    for (node_id id = 1; id <= 3; ++id) CHECK(t.read_total(id) == 300);
+    CHECK(t.sms[1].total == t.sms[2].total);
+    CHECK(t.sms[2].total == t.sms[3].total);
+}
+
+TEST_CASE("node: garbage on a node's port is refused, one line per connection; it keeps serving") {
+    trio t;
+    t.start_all();
+    auto l = t.leader();
+    REQUIRE(l);
+    const node_id victim = *l == 3 ? 2 : 3;
+    asio::io_context io;
+    auto send_raw = [&](const std::string& bytes) {
+        asio::ip::tcp::socket s(io);
+        s.connect({asio::ip::make_address("127.0.0.1"), t.peers[victim].port});
+        asio::write(s, asio::buffer(bytes));
+        std::this_thread::sleep_for(50ms);
+    };
+    const auto hello = asio_tcp_transport::frame(asio_tcp_transport::handshake(7, 1, victim));
+    message unknown{.type = message_type::heartbeat, .from = 1, .to = victim, .term = 1};
+    std::string bad_type = cereal_codec::encode(unknown);
+    bad_type[1] = static_cast<char>(0x7f);  // the type, after the archive's endianness byte
+    send_raw(std::string("\x05\0\0\0", 4) + "junk bytes");  // garbage
+    send_raw(hello.substr(0, 10));                          // truncated
+    send_raw(std::string("\xff\xff\xff\xff\0\0\0\0", 8));   // 4 GiB length
+    send_raw(hello + asio_tcp_transport::frame(bad_type));  // unknown type
+    send_raw(asio_tcp_transport::frame(asio_tcp_transport::handshake(8, 1, victim)));  // cluster
+    for (int k = 0; k < 20; ++k) REQUIRE(t.nodes[*l]->propose(shared_bytes("1")).get().ok());
+    CHECK(t.read_total(victim) == 20);
+    CHECK(eventually([&] { return t.logs[victim].matching("closed connection").size() >= 5; }));
+    const auto lines = t.logs[victim].matching("closed connection");
+    CHECK(lines.size() == 5);
+    CHECK(t.logs[victim].matching("exceeds the").size() == 1);
+    CHECK(t.logs[victim].matching("unknown message type").size() == 1);
+    CHECK(t.logs[victim].matching("cluster id 8").size() == 1);
+}
+
+}  // TEST_SUITE

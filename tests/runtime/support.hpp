@@ -1,0 +1,102 @@
+// Shared by the runtime tests: free loopback ports, a counting state machine, a logger that
+// keeps its lines, and bounded waits.
+#pragma once
+
+#include <craft/node.hpp>
+
+#include <asio.hpp>
+
+#include <chrono>
+#include <cstdlib>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace craft::test {
+
+/// A loopback port that was free a moment ago (bind to 0, read it, close).
+inline std::uint16_t free_port() {
+    asio::io_context io;
+    asio::ip::tcp::acceptor a(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    return a.local_endpoint().port();
+}
+
+/// Adds each command (a decimal number) to a total; returns the total after each.
+struct counter {
+    long total = 0;
+    index_t last = 0;
+    std::vector<long> apply(std::span<const entry> batch) {
+        std::vector<long> out;
+        out.reserve(batch.size());
+        for (const auto& e : batch) {
+            total += std::stol(std::string(e.data.str()));
+            last = e.index;
+            out.push_back(total);
+        }
+        return out;
+    }
+    status save_snapshot(snapshot_writer& w) const {
+        return w.add_file("total", std::to_string(total));
+    }
+    status load_snapshot(snapshot_reader& r) {
+        auto t = r.read_file("total");
+        if (!t) return status::error("counter: no total in the snapshot");
+        total = std::stol(*t);
+        return {};
+    }
+};
+
+/// Keeps every line (thread-safe); prints them too when CRAFT_TEST_LOG is set.
+struct capture_logger {
+    struct lines {
+        std::mutex m;
+        std::vector<std::string> all;
+    };
+    std::shared_ptr<lines> out = std::make_shared<lines>();
+    void log(log_level l, std::string_view line) {
+        if (std::getenv("CRAFT_TEST_LOG")) stderr_logger{log_level::debug}.log(l, line);
+        std::lock_guard g(out->m);
+        out->all.emplace_back(line);
+    }
+    [[nodiscard]] std::vector<std::string> matching(std::string_view needle) const {
+        std::lock_guard g(out->m);
+        std::vector<std::string> r;
+        for (const auto& s : out->all)
+            if (s.find(needle) != std::string::npos) r.push_back(s);
+        return r;
+    }
+};
+
+/// The default policies with the capturing logger.
+struct test_policies : default_policies {
+    using logger = capture_logger;
+};
+
+/// Polls `pred` every 5 ms until it holds or `limit` passes.
+inline bool eventually(const std::function<bool()>& pred,
+                       std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+        if (pred()) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return pred();
+}
+
+/// Options for node `id` of a loopback cluster, with short timers for tests.
+inline node_options loopback_options(node_id id, const std::map<node_id, tcp_endpoint>& peers,
+                                     const std::filesystem::path& dir) {
+    node_options o;
+    o.id = id;
+    o.cluster_id = 7;
+    o.peers = peers;
+    o.data_dir = dir / std::to_string(id);
+    o.tick = std::chrono::milliseconds(10);
+    o.heartbeat_interval = std::chrono::milliseconds(50);
+    o.election_timeout = std::chrono::milliseconds(300);
+    return o;
+}
+
+}  // namespace craft::test
