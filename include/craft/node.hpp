@@ -270,6 +270,11 @@ public:
         stopping_ = false;
         running_ = true;
         publish();
+        // Read before the core thread owns the core.
+        const std::string started = "started: term " + std::to_string(raw_->status().hard.term) +
+                                    ", applied " + std::to_string(applied_) + ", log " +
+                                    std::to_string(log_->first_index()) + ".." +
+                                    std::to_string(log_->last_index());
         core_thread_ = std::thread([this] { core_loop(); });
         log_thread_ = std::thread([this] { log_loop(); });
         apply_thread_ = std::thread([this] { apply_loop(); });
@@ -277,10 +282,7 @@ public:
             stop_locked("the transport did not start: " + st.message());
             return st;
         }
-        log(log_level::info, "started: term " + std::to_string(raw_->status().hard.term) +
-                                 ", applied " + std::to_string(applied_) + ", log " +
-                                 std::to_string(log_->first_index()) + ".." +
-                                 std::to_string(log_->last_index()));
+        log(log_level::info, started);
         return {};
     }
 

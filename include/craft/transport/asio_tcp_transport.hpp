@@ -180,6 +180,41 @@ public:
         return f;
     }
 
+    /// What a frame's 8-byte header says.
+    struct frame_header {
+        std::uint32_t length = 0;
+        std::uint32_t crc = 0;
+    };
+    /// Reads a frame header (`bytes` holds at least 8 bytes).
+    static frame_header read_header(const char* bytes) {
+        return {get_u32(bytes), get_u32(bytes + 4)};
+    }
+    /// True when `payload` matches the header's checksum.
+    static bool payload_intact(const frame_header& h, std::string_view payload) {
+        return payload.size() == h.length &&
+               detail::crc32c(std::as_bytes(std::span(payload.data(), payload.size()))) == h.crc;
+    }
+
+    /// The fields of a handshake.
+    struct handshake_fields {
+        std::uint16_t version = 0;
+        std::uint64_t cluster = 0;
+        node_id from = no_node;
+        node_id to = no_node;
+    };
+    /// Parses a handshake payload, or nothing when it is not one.
+    static std::optional<handshake_fields> parse_handshake(std::string_view h) {
+        if (h.size() != 30 || h.substr(0, 4) != "CRFT") return std::nullopt;
+        handshake_fields f;
+        f.version = static_cast<std::uint16_t>(static_cast<unsigned char>(h[4]) |
+                                               (static_cast<unsigned char>(h[5]) << 8));
+        std::string_view rest = h.substr(6);
+        core::detail::get_u64(rest, f.cluster);
+        core::detail::get_u64(rest, f.from);
+        core::detail::get_u64(rest, f.to);
+        return f;
+    }
+
 private:
     struct peer {
         peer(asio::io_context& io, node_id i, tcp_endpoint e)
@@ -373,7 +408,7 @@ private:
                     return refuse(c, "connection ended before a handshake (" + err.message() + ")");
                 return drop(c);  // a peer going away is not bad input
             }
-            const std::uint32_t len = get_u32(c->header);
+            const std::uint32_t len = read_header(c->header).length;
             if (len > opt_.max_frame_bytes)
                 return refuse(c, "frame of " + std::to_string(len) + " bytes exceeds the " +
                                      std::to_string(opt_.max_frame_bytes) + "-byte maximum");
@@ -391,10 +426,8 @@ private:
     }
 
     void on_frame(const std::shared_ptr<connection>& c) {
-        const std::uint32_t want = get_u32(c->header + 4);
-        const auto got =
-            detail::crc32c(std::as_bytes(std::span(c->payload.data(), c->payload.size())));
-        if (want != got) return refuse(c, "frame fails its checksum");
+        if (!payload_intact(read_header(c->header), c->payload))
+            return refuse(c, "frame fails its checksum");
         if (c->from == no_node) {
             if (auto why = check_handshake(c->payload, c->from)) return refuse(c, *why);
             c->deadline.cancel();
@@ -413,17 +446,13 @@ private:
 
     /// Why the handshake is refused, or nothing; sets `from` when accepted.
     std::optional<std::string> check_handshake(std::string_view h, node_id& from) const {
-        if (h.size() != 30 || h.substr(0, 4) != "CRFT") return "not a craft handshake";
-        const std::uint16_t version = static_cast<std::uint16_t>(
-            static_cast<unsigned char>(h[4]) | (static_cast<unsigned char>(h[5]) << 8));
-        if (version != cereal_codec::version)
-            return "wire version " + std::to_string(version) + ", this node speaks " +
+        const auto f = parse_handshake(h);
+        if (!f) return "not a craft handshake";
+        if (f->version != cereal_codec::version)
+            return "wire version " + std::to_string(f->version) + ", this node speaks " +
                    std::to_string(cereal_codec::version);
-        std::string_view rest = h.substr(6);
-        std::uint64_t cluster = 0, sender = 0, target = 0;
-        core::detail::get_u64(rest, cluster);
-        core::detail::get_u64(rest, sender);
-        core::detail::get_u64(rest, target);
+        const std::uint64_t cluster = f->cluster;
+        const node_id sender = f->from, target = f->to;
         if (cluster != opt_.cluster_id)
             return "cluster id " + std::to_string(cluster) + ", this node belongs to cluster " +
                    std::to_string(opt_.cluster_id);
