@@ -118,6 +118,84 @@ TEST_CASE("node: three nodes over loopback elect a leader and replicate from man
     CHECK(fresh.value == 1005);
 }
 
+namespace {
+
+/// Commands of its own type (Cereal), a result per entry, and every hook counted.
+struct hooked {
+    struct add {
+        long n = 0;
+        template <class Ar>
+        void serialize(Ar& ar) {
+            ar(n);
+        }
+    };
+    long total = 0;
+    std::atomic<int> leader_starts{0}, leader_stops{0}, follow_starts{0}, shutdowns{0};
+    std::atomic<node_id> following{no_node};
+
+    std::vector<long> apply(std::span<const entry> batch) {
+        std::vector<long> out;
+        for (const auto& e : batch) {
+            auto c = decode<add>(e);
+            total += c ? c->n : 0;
+            out.push_back(total);
+        }
+        return out;
+    }
+    status save_snapshot(snapshot_writer& w) const {
+        return w.add_file("t", std::to_string(total));
+    }
+    status load_snapshot(snapshot_reader& r) {
+        total = std::stol(r.read_file("t").value_or("0"));
+        return {};
+    }
+    void on_leader_start(term_t) { ++leader_starts; }
+    void on_leader_stop() { ++leader_stops; }
+    void on_start_following(node_id l) {
+        ++follow_starts;
+        following = l;
+    }
+    void on_stop_following(node_id) { following = no_node; }
+    void on_shutdown() { ++shutdowns; }
+};
+
+}  // namespace
+
+TEST_CASE("node: commands of the state machine's own type, results, callbacks and hooks") {
+    test::temp_dir dir;
+    std::map<node_id, tcp_endpoint> peers;
+    for (node_id id = 1; id <= 3; ++id) peers[id] = {"127.0.0.1", test::free_port()};
+    hooked sms[4];
+    std::unique_ptr<basic_node<hooked, test::test_policies>> nodes[4];
+    for (node_id id = 1; id <= 3; ++id) {
+        nodes[id] = std::make_unique<basic_node<hooked, test::test_policies>>(
+            test::loopback_options(id, peers, dir.path), sms[id]);
+        REQUIRE(nodes[id]->start().ok());
+    }
+    node_id l = no_node;
+    REQUIRE(eventually([&] {
+        for (node_id id = 1; id <= 3; ++id)
+            if (nodes[id]->is_leader()) l = id;
+        return l != no_node;
+    }));
+    auto r = nodes[l]->propose(hooked::add{5}).get();
+    REQUIRE(r.ok());
+    CHECK(r.value == 5);
+    std::promise<long> via_callback;
+    nodes[l]->propose(shared_bytes(std::string_view("\1\7\0\0\0\0\0\0\0", 9)),  // Cereal's add{7}
+                      [&](auto o) { via_callback.set_value(o.ok() ? o.value : -1); });
+    CHECK(via_callback.get_future().get() == 12);
+    CHECK(eventually([&] { return sms[l].leader_starts == 1; }));
+    for (node_id id = 1; id <= 3; ++id) {
+        if (id == l) continue;
+        CHECK(eventually([&] { return sms[id].following == l; }));
+        CHECK(sms[id].follow_starts >= 1);
+        CHECK(sms[id].leader_starts == 0);
+    }
+    for (node_id id = 1; id <= 3; ++id) nodes[id]->stop();
+    for (node_id id = 1; id <= 3; ++id) CHECK(sms[id].shutdowns == 1);
+}
+
 TEST_CASE("node: a stopped leader is replaced, and restarts from disk to catch up") {
     trio t([](node_options& o) {
         o.snapshots.entries = 50;  // snapshots and compaction happen on the way

@@ -27,6 +27,8 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <set>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <utility>
@@ -64,10 +66,9 @@ public:
         std::chrono::milliseconds handshake_timeout{2000};
     };
 
-    asio_tcp_transport(options o, log_sink log = {})
-        : opt_(std::move(o)), log_(std::move(log)), acceptor_(io_) {
+    asio_tcp_transport(options o, log_sink log = {}) : opt_(std::move(o)), log_(std::move(log)) {
         for (const auto& [id, ep] : opt_.peers)
-            if (id != opt_.id) peers_.emplace(id, std::make_unique<peer>(io_, id, ep));
+            if (id != opt_.id) dropped_[id] = 0;
     }
     ~asio_tcp_transport() { stop(); }
     asio_tcp_transport(const asio_tcp_transport&) = delete;
@@ -75,45 +76,53 @@ public:
 
     /// Listens, connects to the peers and starts delivering to `handler` (on the I/O thread).
     status start(std::function<void(message&&)> handler) {
-        if (thread_.joinable()) return status::error("asio_tcp_transport: already started");
+        std::unique_lock guard(e_mutex_);
+        if (e_) return status::error("asio_tcp_transport: already started");
+        // Everything of one run lives in an engine, destroyed whole by stop(): no handler of
+        // an earlier run can fire in a later one.
+        e_ = std::make_unique<engine>();
+        for (const auto& [id, pep] : opt_.peers)
+            if (id != opt_.id) e_->peers.emplace(id, std::make_unique<peer>(e_->io, id, pep));
         handler_ = std::move(handler);
         std::error_code ec;
         const auto addr = asio::ip::make_address(opt_.listen.host, ec);
-        if (ec)
+        if (ec) {
+            e_.reset();
             return status::error("asio_tcp_transport: bad listen address '" + opt_.listen.host +
                                  "': " + ec.message());
+        }
         const asio::ip::tcp::endpoint ep(addr, opt_.listen.port);
-        if (acceptor_.open(ep.protocol(), ec); !ec)
-            acceptor_.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
-        if (!ec) acceptor_.bind(ep, ec);
-        if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+        if (e_->acceptor.open(ep.protocol(), ec); !ec)
+            e_->acceptor.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+        if (!ec) e_->acceptor.bind(ep, ec);
+        if (!ec) e_->acceptor.listen(asio::socket_base::max_listen_connections, ec);
         if (ec) {
-            std::error_code ignored;
-            acceptor_.close(ignored);
+            e_.reset();
             return status::error("asio_tcp_transport: cannot listen on " + opt_.listen.host + ":" +
                                  std::to_string(opt_.listen.port) + ": " + ec.message());
         }
-        local_port_ = acceptor_.local_endpoint().port();
+        local_port_ = e_->acceptor.local_endpoint().port();
         stopped_ = false;
-        io_.restart();
-        work_.emplace(asio::make_work_guard(io_));
+        e_->work.emplace(asio::make_work_guard(e_->io));
         accept();
-        for (auto& [id, p] : peers_) asio::post(io_, [this, pp = p.get()] { connect(*pp); });
-        thread_ = std::thread([this] { io_.run(); });
+        for (auto& [id, p] : e_->peers) asio::post(e_->io, [this, pp = p.get()] { connect(*pp); });
+        e_->thread = std::thread([this] { e_->io.run(); });
         return {};
     }
 
     /// Queues `m` for `m.to` without blocking; dropped when that peer's queue is full.
     void send(message&& m) {
-        auto it = peers_.find(m.to);
-        if (it == peers_.end() || stopped_) return;
+        std::shared_lock guard(e_mutex_);
+        if (!e_ || stopped_) return;
+        auto it = e_->peers.find(m.to);
+        if (it == e_->peers.end()) return;
         peer& p = *it->second;
         const std::size_t bytes = approx_size(m);
         {
             std::lock_guard lock(p.mutex);
             if (p.queue.size() >= opt_.max_queue_messages ||
                 p.queued_bytes + bytes > opt_.max_queue_bytes) {
-                ++p.dropped;
+                ++dropped_.at(p.id);
                 return;
             }
             p.queue.push_back(std::move(m));
@@ -121,43 +130,26 @@ public:
             if (p.flush_posted) return;
             p.flush_posted = true;
         }
-        asio::post(io_, [this, &p] { flush(p); });
+        asio::post(e_->io, [this, &p] { flush(p); });
     }
 
     /// Stops delivery and sending; no handler call starts after it returns.
     void stop() {
-        if (!thread_.joinable()) return;
+        std::unique_lock guard(e_mutex_);
+        if (!e_) return;
         stopped_ = true;
-        asio::post(io_, [this] {
-            std::error_code ec;
-            acceptor_.close(ec);
-            for (auto& [id, p] : peers_) {
-                p->socket.close(ec);
-                p->timer.cancel();
-            }
-            for (auto& c : incoming_) c->socket.close(ec);
-            incoming_.clear();
-        });
-        work_.reset();
-        io_.stop();
-        thread_.join();
-        for (auto& [id, p] : peers_) {
-            std::lock_guard lock(p->mutex);
-            p->queue.clear();
-            p->queued_bytes = 0;
-            p->flush_posted = false;
-            p->connected = p->connecting = p->writing = false;
-        }
+        e_->work.reset();
+        e_->io.stop();
+        if (e_->thread.joinable()) e_->thread.join();
+        e_.reset();  // closes every socket; pending handlers are destroyed, never run
     }
 
     /// The port this transport listens on (after `start`).
     [[nodiscard]] std::uint16_t local_port() const noexcept { return local_port_; }
     /// Messages dropped because a peer's queue was full.
     [[nodiscard]] std::uint64_t dropped(node_id peer_id) const {
-        auto it = peers_.find(peer_id);
-        if (it == peers_.end()) return 0;
-        std::lock_guard lock(it->second->mutex);
-        return it->second->dropped;
+        auto it = dropped_.find(peer_id);
+        return it == dropped_.end() ? 0 : it->second.load();
     }
     /// Connections refused or closed for bad input, since start.
     [[nodiscard]] std::uint64_t rejected_connections() const noexcept { return rejected_; }
@@ -223,11 +215,10 @@ private:
         tcp_endpoint ep;
         asio::ip::tcp::socket socket;
         asio::steady_timer timer;
-        mutable std::mutex mutex;  // guards queue, queued_bytes, flush_posted, dropped
+        mutable std::mutex mutex;  // guards queue, queued_bytes, flush_posted
         std::deque<message> queue;
         std::size_t queued_bytes = 0;
         bool flush_posted = false;
-        std::uint64_t dropped = 0;
         // I/O thread only:
         bool connected = false;
         bool connecting = false;
@@ -282,7 +273,7 @@ private:
             p.connecting = false;
             return;
         }
-        p.socket = asio::ip::tcp::socket(io_);
+        p.socket = asio::ip::tcp::socket(e_->io);
         p.socket.async_connect(asio::ip::tcp::endpoint(addr, p.ep.port), [this, &p](auto err) {
             p.connecting = false;
             if (stopped_) return;
@@ -333,7 +324,7 @@ private:
             std::lock_guard lock(p.mutex);
             p.flush_posted = false;
             if (!p.connected || p.writing) {
-                if (!p.connected && !p.connecting) asio::post(io_, [this, &p] { connect(p); });
+                if (!p.connected && !p.connecting) asio::post(e_->io, [this, &p] { connect(p); });
                 return;
             }
             batch.swap(p.queue);
@@ -365,8 +356,8 @@ private:
     // ---- incoming -----------------------------------------------------------------------
 
     void accept() {
-        auto c = std::make_shared<connection>(io_);
-        acceptor_.async_accept(c->socket, [this, c](auto err) {
+        auto c = std::make_shared<connection>(e_->io);
+        e_->acceptor.async_accept(c->socket, [this, c](auto err) {
             if (stopped_ || err == asio::error::operation_aborted) return;
             if (!err) {
                 std::error_code ec;
@@ -374,7 +365,7 @@ private:
                 c->remote =
                     ec ? "?" : remote.address().to_string() + ":" + std::to_string(remote.port());
                 c->socket.set_option(asio::ip::tcp::no_delay(true), ec);
-                incoming_.push_back(c);
+                e_->incoming.push_back(c);
                 c->deadline.expires_after(opt_.handshake_timeout);
                 c->deadline.async_wait([this, c](auto e) {
                     if (!e && c->from == no_node) refuse(c, "no handshake within the timeout");
@@ -385,19 +376,24 @@ private:
         });
     }
 
-    void refuse(const std::shared_ptr<connection>& c, const std::string& why) {
+    /// Closes a connection that sent bad input, with one log line; a refused handshake
+    /// (another cluster, version or node) is logged once per remote host and reason, since a
+    /// misconfigured peer keeps reconnecting.
+    void refuse(const std::shared_ptr<connection>& c, const std::string& why, bool once = false) {
         if (!c->socket.is_open()) return;
         ++rejected_;
-        log(log_level::warn, "closed connection from " + c->remote +
-                                 (c->from ? " (node " + std::to_string(c->from) + ")" : "") + ": " +
-                                 why);
+        const std::string host = c->remote.substr(0, c->remote.rfind(':'));
+        if (!once || logged_.insert(host + " " + why).second)
+            log(log_level::warn, "closed connection from " + c->remote +
+                                     (c->from ? " (node " + std::to_string(c->from) + ")" : "") +
+                                     ": " + why + (once ? " (logged once)" : ""));
         drop(c);
     }
     void drop(const std::shared_ptr<connection>& c) {
         std::error_code ec;
         c->socket.close(ec);
         c->deadline.cancel();
-        std::erase(incoming_, c);
+        std::erase(e_->incoming, c);
     }
 
     void read_header(const std::shared_ptr<connection>& c) {
@@ -429,7 +425,7 @@ private:
         if (!payload_intact(read_header(c->header), c->payload))
             return refuse(c, "frame fails its checksum");
         if (c->from == no_node) {
-            if (auto why = check_handshake(c->payload, c->from)) return refuse(c, *why);
+            if (auto why = check_handshake(c->payload, c->from)) return refuse(c, *why, true);
             c->deadline.cancel();
             return read_header(c);
         }
@@ -459,20 +455,32 @@ private:
         if (target != opt_.id)
             return "handshake for node " + std::to_string(target) + ", this is node " +
                    std::to_string(opt_.id);
-        if (!peers_.count(sender)) return "unknown node id " + std::to_string(sender);
+        if (!e_->peers.count(sender)) return "unknown node id " + std::to_string(sender);
         from = sender;
         return std::nullopt;
     }
 
+    /// One run of the transport, from start to stop.
+    struct engine {
+        asio::io_context io;
+        std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+        asio::ip::tcp::acceptor acceptor{io};
+        std::map<node_id, std::unique_ptr<peer>> peers;
+        std::vector<std::shared_ptr<connection>> incoming;
+        std::thread thread;
+        ~engine() {
+            incoming.clear();
+            peers.clear();  // sockets and timers before the io_context
+        }
+    };
+
     options opt_;
     log_sink log_;
-    asio::io_context io_;
-    std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
-    asio::ip::tcp::acceptor acceptor_;
-    std::map<node_id, std::unique_ptr<peer>> peers_;
-    std::vector<std::shared_ptr<connection>> incoming_;
+    std::unique_ptr<engine> e_;
+    mutable std::shared_mutex e_mutex_;  // send() shares it; start() and stop() own it
+    std::map<node_id, std::atomic<std::uint64_t>> dropped_;
+    std::set<std::string> logged_;  // refusals already logged (I/O thread)
     std::function<void(message&&)> handler_;
-    std::thread thread_;
     std::atomic<bool> stopped_{true};
     std::atomic<std::uint64_t> rejected_{0};
     std::uint16_t local_port_ = 0;

@@ -1,0 +1,125 @@
+// asio_tcp_transport between two endpoints on loopback.
+
+#include <doctest/doctest.h>
+
+#include <asio.hpp>
+
+#include <atomic>
+#include <mutex>
+#include <vector>
+
+#include "support.hpp"
+
+using namespace craft;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct endpoint_pair {
+    std::map<node_id, tcp_endpoint> peers{{1, {"127.0.0.1", test::free_port()}},
+                                          {2, {"127.0.0.1", test::free_port()}}};
+    test::capture_logger logs;
+    std::mutex m;
+    std::vector<message> got;  // received by node 2
+
+    asio_tcp_transport::options opts(node_id id, std::uint64_t cluster = 7) {
+        asio_tcp_transport::options o;
+        o.id = id;
+        o.cluster_id = cluster;
+        o.listen = peers.at(id);
+        o.peers = peers;
+        o.peers.erase(id);
+        o.backoff_min = 10ms;
+        o.backoff_max = 50ms;
+        return o;
+    }
+    std::function<void(message&&)> collect() {
+        return [this](message&& msg) {
+            std::lock_guard l(m);
+            got.push_back(std::move(msg));
+        };
+    }
+    std::size_t received() {
+        std::lock_guard l(m);
+        return got.size();
+    }
+    log_sink sink() {
+        return [this](log_level l, std::string_view s) { logs.log(l, s); };
+    }
+};
+
+message heartbeat(std::uint64_t k) {
+    return {.type = message_type::heartbeat, .from = 1, .to = 2, .term = 1, .context = k};
+}
+
+}  // namespace
+
+TEST_SUITE("runtime") {
+
+TEST_CASE("transport: messages arrive in order, intact, and again after a reconnect") {
+    endpoint_pair p;
+    asio_tcp_transport a(p.opts(1)), b(p.opts(2));
+    REQUIRE(a.start([](message&&) {}).ok());
+    REQUIRE(b.start(p.collect()).ok());
+    message big{.type = message_type::append, .from = 1, .to = 2, .term = 3};
+    big.entries = {{3, 1, entry_type::normal, shared_bytes(std::string(100'000, 'x'))}};
+    a.send(message(big));
+    for (std::uint64_t k = 0; k < 1000; ++k) a.send(heartbeat(k));
+    REQUIRE(test::eventually([&] { return p.received() == 1001; }));
+    {
+        std::lock_guard l(p.m);
+        CHECK(p.got[0].entries == big.entries);
+        for (std::uint64_t k = 0; k < 1000; ++k) CHECK(p.got[k + 1].context == k);
+    }
+    // The receiver goes away and comes back: the sender reconnects by itself.
+    b.stop();
+    REQUIRE(b.start(p.collect()).ok());
+    REQUIRE(test::eventually([&] {
+        a.send(heartbeat(5000));  // lost while the connection is down: Raft retransmits
+        return p.received() > 1001;
+    }));
+}
+
+TEST_CASE("transport: a full send queue drops new messages and counts them, never blocks") {
+    endpoint_pair p;
+    auto o = p.opts(1);
+    o.max_queue_messages = 100;
+    asio_tcp_transport a(o);  // node 2 never starts: nothing drains the queue
+    REQUIRE(a.start([](message&&) {}).ok());
+    const auto before = std::chrono::steady_clock::now();
+    for (std::uint64_t k = 0; k < 1000; ++k) a.send(heartbeat(k));
+    CHECK(std::chrono::steady_clock::now() - before < 1s);
+    CHECK(a.dropped(2) == 900);
+}
+
+TEST_CASE("transport: a peer of another cluster is refused and logged once") {
+    endpoint_pair p;
+    asio_tcp_transport a(p.opts(1, 99), p.sink());  // wrong cluster id, keeps reconnecting
+    asio_tcp_transport b(p.opts(2), p.sink());
+    REQUIRE(b.start(p.collect()).ok());
+    REQUIRE(a.start([](message&&) {}).ok());
+    for (int k = 0; k < 20; ++k) {
+        a.send(heartbeat(static_cast<std::uint64_t>(k)));
+        std::this_thread::sleep_for(20ms);
+    }
+    CHECK(test::eventually([&] { return b.rejected_connections() >= 3; }));
+    CHECK(p.received() == 0);
+    CHECK(p.logs.matching("cluster id 99").size() == 1);
+}
+
+TEST_CASE("transport: bad options are clear errors") {
+    endpoint_pair p;
+    auto o = p.opts(1);
+    o.listen.host = "not-an-address";
+    asio_tcp_transport a(o);
+    auto st = a.start([](message&&) {});
+    CHECK_FALSE(st.ok());
+    CHECK(st.message().find("not-an-address") != std::string::npos);
+    asio_tcp_transport b(p.opts(2)), c(p.opts(2));
+    REQUIRE(b.start([](message&&) {}).ok());
+    auto busy = c.start([](message&&) {});  // the port is taken
+    CHECK_FALSE(busy.ok());
+    CHECK(busy.message().find("cannot listen") != std::string::npos);
+}
+
+}  // TEST_SUITE
