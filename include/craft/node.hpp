@@ -240,10 +240,22 @@ public:
             state_.failure = {};
         }
         if (auto st = open_storage(); !st) return st;
-        auto rec = detail::recover(sm_, *log_, *snaps_);
-        if (!rec.error.ok()) return fatal_at_start(rec.error.message());
+        detail::recovery rec;
+        if (ran_before_ && applied_ >= log_->snapshot_meta().index) {
+            // Started again in this process: the state machine still holds what it applied.
+            rec.applied = applied_;
+        } else {
+            rec = detail::recover(sm_, *log_, *snaps_);
+            if (!rec.error.ok()) {
+                log_.reset();
+                return fatal_at_start(rec.error.message());
+            }
+        }
         applied_ = rec.applied;
         last_snapshot_ = rec.applied;
+        was_leader_ = false;
+        following_ = no_node;
+        apply_backlog_ = 0;
         bytes_since_snapshot_ = 0;
         last_snapshot_time_ = clock::now();
         snapshot_index_ = rec.loaded ? rec.loaded->index : 0;
@@ -260,15 +272,26 @@ public:
         co.max_inflight_messages = opt_.max_inflight_messages;
         co.applied = applied_;
         co.seed = static_cast<std::uint64_t>(clock::now().time_since_epoch().count()) ^ opt_.id;
-        if (auto why = co.validate()) return craft::status::error("craft: " + *why);
+        if (auto why = co.validate()) {
+            log_.reset();
+            return craft::status::error("craft: " + *why);
+        }
         raw_ = std::make_unique<core::raw_node<log_type>>(co, *log_);
         detail::snapshot_transfer_options xo;
         xo.chunk_bytes = opt_.snapshots.chunk_bytes;
         xfer_ =
             std::make_unique<detail::snapshot_transfer<snapshot_store_type>>(opt_.id, *snaps_, xo);
-        if (auto st = open_transport(); !st) return st;
-        stopping_ = false;
-        running_ = true;
+        if (auto st = open_transport(); !st) {
+            log_.reset();
+            return st;
+        }
+        {
+            std::lock_guard l(inbox_mutex_);
+            stopping_ = false;
+            running_ = true;
+        }
+        ran_before_ = true;
+        port_ = transport_port();
         publish();
         // Read before the core thread owns the core.
         const std::string started = "started: term " + std::to_string(raw_->status().hard.term) +
@@ -378,11 +401,16 @@ public:
         return state_;
     }
     /// The port the transport listens on (useful with port 0).
-    [[nodiscard]] std::uint16_t port() const {
+    [[nodiscard]] std::uint16_t port() const { return port_; }
+
+private:
+    [[nodiscard]] std::uint16_t transport_port() const {
         if constexpr (requires(const transport_type& t) { t.local_port(); })
             return transport_ ? transport_->local_port() : 0;
         return 0;
     }
+
+public:
     [[nodiscard]] const node_options& options() const noexcept { return opt_; }
 
 private:
@@ -517,6 +545,8 @@ private:
         for (auto& [ctx, r] : reads_in_core_) r.fail(reason);
         reads_in_core_.clear();
         for (auto& r : reads_waiting_apply_) r.fail(reason);
+        for (auto& r : reads_handoff_) r.fail(reason);
+        reads_handoff_.clear();
         reads_waiting_apply_.clear();
         if constexpr (requires(StateMachine & m) { m.on_shutdown(); }) sm_.on_shutdown();
         log_jobs_.clear();
@@ -542,6 +572,24 @@ private:
         if constexpr (requires(StateMachine & m, const craft::status& s) { m.on_error(s); })
             sm_.on_error(why);
         halt_threads();
+        // Nobody waits in vain: what was proposed or asked fails now.
+        std::vector<callback> proposals;
+        std::vector<pending_read> reads;
+        {
+            std::lock_guard l(waiting_mutex_);
+            for (auto& [i, w] : waiting_) proposals.push_back(std::move(w.done));
+            waiting_.clear();
+        }
+        {
+            std::lock_guard l(inbox_mutex_);
+            for (auto& p : inbox_.proposals) proposals.push_back(std::move(p.done));
+            inbox_.proposals.clear();
+            for (auto& r : inbox_.reads) reads.push_back(std::move(r));
+            inbox_.reads.clear();
+        }
+        for (auto& cb : proposals) cb(refused("craft: node failed: " + why.message()));
+        for (auto& r : reads) r.fail(craft::status::error("craft: node failed: " + why.message()));
+        publish_stopped();
     }
 
     void halt_threads() {
@@ -611,7 +659,8 @@ private:
             flush_transfer();
             if (auto h = log_->health(); !h.ok()) return fail(h);
             if (!xfer_->error().ok()) return fail(xfer_->error());
-            if (!outstanding && raw_->has_ready()) {
+            // A state machine far behind holds new batches back (bounded apply queue).
+            if (!outstanding && apply_backlog_ < max_apply_backlog && raw_->has_ready()) {
                 begin_ready();
                 outstanding = true;
             }
@@ -652,9 +701,18 @@ private:
                 p->done(refused("craft: " + std::string(core::to_string(res.error)), res.leader));
             return;
         }
-        std::lock_guard l(waiting_mutex_);
+        std::unique_lock l(waiting_mutex_);
         index_t i = res.first;
-        for (auto* p : accepted) waiting_[i++] = {res.term, std::move(p->done)};
+        std::vector<callback> replaced;
+        for (auto* p : accepted) {
+            // A slot still held by a proposal of an earlier term: that entry was overwritten.
+            if (auto it = waiting_.find(i); it != waiting_.end())
+                replaced.push_back(std::move(it->second.done));
+            waiting_[i++] = {res.term, std::move(p->done)};
+        }
+        l.unlock();
+        for (auto& cb : replaced)
+            cb(refused("craft: leadership changed; the entry was replaced (it may be retried)"));
     }
 
     void start_read(pending_read r) {
@@ -706,6 +764,7 @@ private:
             job_reads_.push_back(std::move(it->second));
             reads_in_core_.erase(it);
         }
+        ++apply_backlog_;
         {
             std::lock_guard l(apply_mutex_);
             apply_jobs_.push_back(std::move(job));
@@ -797,6 +856,10 @@ private:
                 }
                 job = std::move(apply_jobs_.front());
                 apply_jobs_.pop_front();
+            }
+            if (apply_backlog_.fetch_sub(1) == max_apply_backlog) {
+                std::lock_guard wake(inbox_mutex_);  // the core may take new batches again
+                inbox_cv_.notify_one();
             }
             if (job.soft) run_role_hooks(*job.soft, job.term);
             if (job.install) {
@@ -920,6 +983,10 @@ private:
         auto t = log_->term(applied_);
         if (!t) return;
         const snapshot_meta meta{applied_, *t, conf};
+        // A snapshot received from the leader may already be stored ahead of what we applied.
+        if (const auto stored = snaps_->list();
+            !stored.empty() && stored.front().index >= meta.index)
+            return;
         last_snapshot_ = applied_;
         bytes_since_snapshot_ = 0;
         last_snapshot_time_ = clock::now();
@@ -958,6 +1025,10 @@ private:
     std::condition_variable inbox_cv_;
     inbox inbox_;
     bool stopping_ = false;
+    bool ran_before_ = false;
+    std::atomic<std::uint16_t> port_{0};
+    static constexpr std::size_t max_apply_backlog = 64;  // ready batches queued for applying
+    std::atomic<std::size_t> apply_backlog_{0};
 
     // core thread only
     std::map<std::uint64_t, pending_read> reads_in_core_;

@@ -96,6 +96,7 @@ inline node_options loopback_options(node_id id, const std::map<node_id, tcp_end
     o.tick = std::chrono::milliseconds(10);
     o.heartbeat_interval = std::chrono::milliseconds(50);
     o.election_timeout = std::chrono::milliseconds(300);
+    o.read_timeout = std::chrono::milliseconds(1000);
     return o;
 }
 

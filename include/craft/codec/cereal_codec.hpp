@@ -34,7 +34,7 @@ struct cereal_codec {
         {
             cereal::PortableBinaryOutputArchive ar(os);
             ar(static_cast<std::uint8_t>(m.type), m.from, m.to, m.term, m.log_term, m.index,
-               m.commit, m.reject_hint, m.reject, m.context);
+               m.commit, m.reject_hint, static_cast<std::uint8_t>(m.reject), m.context);
             ar(static_cast<std::uint64_t>(m.entries.size()));
             for (const auto& e : m.entries) {
                 ar(e.term, e.index, static_cast<std::uint8_t>(e.type));
@@ -42,7 +42,7 @@ struct cereal_codec {
             }
             ar(m.snap.index, m.snap.term);
             put_conf(ar, m.snap.conf);
-            ar(m.snap_offset, m.snap_partial);
+            ar(m.snap_offset, static_cast<std::uint8_t>(m.snap_partial));
             put_bytes(ar, m.snap_data);
         }
         return std::move(os).str();
@@ -55,9 +55,11 @@ struct cereal_codec {
         message m;
         try {
             cereal::PortableBinaryInputArchive ar(is);
-            std::uint8_t type = 0;
-            ar(type, m.from, m.to, m.term, m.log_term, m.index, m.commit, m.reject_hint, m.reject,
+            std::uint8_t type = 0, reject = 0, partial = 0;
+            ar(type, m.from, m.to, m.term, m.log_term, m.index, m.commit, m.reject_hint, reject,
                m.context);
+            if (reject > 1) return fail(why, "bad reject flag " + std::to_string(reject));
+            m.reject = reject != 0;
             if (type > static_cast<std::uint8_t>(message_type::snapshot_ack))
                 return fail(why, "unknown message type " + std::to_string(type));
             m.type = static_cast<message_type>(type);
@@ -75,7 +77,9 @@ struct cereal_codec {
             }
             ar(m.snap.index, m.snap.term);
             get_conf(ar, buf, m.snap.conf);
-            ar(m.snap_offset, m.snap_partial);
+            ar(m.snap_offset, partial);
+            if (partial > 1) return fail(why, "bad snap_partial flag " + std::to_string(partial));
+            m.snap_partial = partial != 0;
             m.snap_data = get_bytes(ar, buf);
         } catch (const std::exception& e) {
             return fail(why, std::string("truncated or malformed message: ") + e.what());

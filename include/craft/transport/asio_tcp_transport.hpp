@@ -194,9 +194,11 @@ public:
         node_id from = no_node;
         node_id to = no_node;
     };
+    /// Bytes of a handshake payload.
+    static constexpr std::size_t handshake_size = 30;
     /// Parses a handshake payload, or nothing when it is not one.
     static std::optional<handshake_fields> parse_handshake(std::string_view h) {
-        if (h.size() != 30 || h.substr(0, 4) != "CRFT") return std::nullopt;
+        if (h.size() != handshake_size || h.substr(0, 4) != "CRFT") return std::nullopt;
         handshake_fields f;
         f.version = static_cast<std::uint16_t>(static_cast<unsigned char>(h[4]) |
                                                (static_cast<unsigned char>(h[5]) << 8));
@@ -225,6 +227,8 @@ private:
         bool writing = false;
         std::string out;  // the frames being written
         std::chrono::milliseconds backoff{0};
+        bool backing_off = false;  // a reconnect is scheduled: flush() must not dial sooner
+        std::chrono::steady_clock::time_point connected_at;
         std::string last_error;  // logged once until it changes
     };
 
@@ -281,7 +285,7 @@ private:
             std::error_code e;
             p.socket.set_option(asio::ip::tcp::no_delay(true), e);
             p.connected = true;
-            p.backoff = std::chrono::milliseconds(0);
+            p.connected_at = std::chrono::steady_clock::now();
             if (!p.last_error.empty()) log(log_level::info, "connected to " + describe(p));
             p.last_error.clear();
             p.out.clear();
@@ -305,6 +309,11 @@ private:
         note_peer_error(p, why);
         std::error_code ec;
         p.socket.close(ec);
+        // A connection that lived a while was healthy: start the back-off afresh. One closed
+        // at once (a peer refusing our handshake) keeps backing off.
+        if (p.connected &&
+            std::chrono::steady_clock::now() - p.connected_at > std::chrono::seconds(1))
+            p.backoff = std::chrono::milliseconds(0);
         p.connected = p.writing = false;
         p.out.clear();
         const auto lo = std::max(opt_.backoff_min, p.backoff * 2);
@@ -312,7 +321,9 @@ private:
         std::uniform_int_distribution<long> jitter(0, p.backoff.count() / 2 + 1);
         const auto delay = p.backoff + std::chrono::milliseconds(jitter(rng_));
         p.timer.expires_after(delay);
+        p.backing_off = true;
         p.timer.async_wait([this, &p](auto err) {
+            p.backing_off = false;
             if (!err && !stopped_) connect(p);
         });
     }
@@ -324,7 +335,8 @@ private:
             std::lock_guard lock(p.mutex);
             p.flush_posted = false;
             if (!p.connected || p.writing) {
-                if (!p.connected && !p.connecting) asio::post(e_->io, [this, &p] { connect(p); });
+                if (!p.connected && !p.connecting && !p.backing_off)
+                    asio::post(e_->io, [this, &p] { connect(p); });
                 return;
             }
             batch.swap(p.queue);
@@ -408,17 +420,31 @@ private:
             if (len > opt_.max_frame_bytes)
                 return refuse(c, "frame of " + std::to_string(len) + " bytes exceeds the " +
                                      std::to_string(opt_.max_frame_bytes) + "-byte maximum");
-            c->payload.resize(len);
-            asio::async_read(c->socket, asio::buffer(c->payload), [this, c](auto e2, std::size_t) {
-                if (stopped_) return;
-                if (e2) {
-                    if (e2 == asio::error::eof || e2 == asio::error::operation_aborted)
-                        return c->from == no_node ? refuse(c, "truncated frame") : drop(c);
-                    return refuse(c, "read failed: " + e2.message());
-                }
-                on_frame(c);
-            });
+            if (c->from == no_node && len != handshake_size)
+                return refuse(
+                    c, "first frame of " + std::to_string(len) + " bytes is not a handshake");
+            c->payload.clear();
+            read_payload(c, len);
         });
+    }
+
+    /// Reads a payload of `len` bytes, growing the buffer only as bytes arrive (1 MiB at a
+    /// time), so a length prefix alone allocates nothing large.
+    void read_payload(const std::shared_ptr<connection>& c, std::size_t len) {
+        const std::size_t have = c->payload.size();
+        if (have == len) return on_frame(c);
+        c->payload.resize(have + std::min<std::size_t>(len - have, 1u << 20));
+        asio::async_read(
+            c->socket, asio::buffer(c->payload.data() + have, c->payload.size() - have),
+            [this, c, len](auto err, std::size_t) {
+                if (stopped_) return;
+                if (err) {
+                    if (err == asio::error::eof || err == asio::error::operation_aborted)
+                        return c->from == no_node ? refuse(c, "truncated frame") : drop(c);
+                    return refuse(c, "read failed: " + err.message());
+                }
+                read_payload(c, len);
+            });
     }
 
     void on_frame(const std::shared_ptr<connection>& c) {
@@ -483,7 +509,7 @@ private:
     std::function<void(message&&)> handler_;
     std::atomic<bool> stopped_{true};
     std::atomic<std::uint64_t> rejected_{0};
-    std::uint16_t local_port_ = 0;
+    std::atomic<std::uint16_t> local_port_{0};
     std::minstd_rand rng_{std::random_device{}()};
 };
 
