@@ -143,47 +143,56 @@ struct apply_result<SM> {
     using type = typename decltype(std::declval<SM&>().apply(std::span<const entry>{}))::value_type;
 };
 
-/// One writer (the log thread) and concurrent readers (the core thread): a shared lock for
-/// reads, an exclusive one for writes.
+/// One writer (the log thread) and concurrent readers (the core and apply threads). A store
+/// that declares `concurrent_reads` (leveldb_log_store: its sync holds no lock) is used as
+/// is; any other gets a shared lock for reads and an exclusive one for writes.
 template <log_store LS>
 class locked_log_store {
+    struct no_lock {
+        explicit no_lock(std::shared_mutex&) {}
+    };
+    static constexpr bool own_locking = requires { LS::concurrent_reads; };
+    using read_lock = std::conditional_t<own_locking, no_lock, std::shared_lock<std::shared_mutex>>;
+    using write_lock =
+        std::conditional_t<own_locking, no_lock, std::unique_lock<std::shared_mutex>>;
+
 public:
     explicit locked_log_store(std::shared_ptr<LS> s) : s_(std::move(s)) {}
     [[nodiscard]] persistent_state initial_state() const {
-        std::shared_lock l(m_);
+        read_lock l(m_);
         return s_->initial_state();
     }
     [[nodiscard]] index_t first_index() const {
-        std::shared_lock l(m_);
+        read_lock l(m_);
         return s_->first_index();
     }
     [[nodiscard]] index_t last_index() const {
-        std::shared_lock l(m_);
+        read_lock l(m_);
         return s_->last_index();
     }
     [[nodiscard]] std::optional<term_t> term(index_t i) const {
-        std::shared_lock l(m_);
+        read_lock l(m_);
         return s_->term(i);
     }
     void entries(index_t lo, index_t hi, std::size_t max_bytes, std::vector<entry>& out) const {
-        std::shared_lock l(m_);
+        read_lock l(m_);
         s_->entries(lo, hi, max_bytes, out);
     }
     [[nodiscard]] craft::snapshot_meta snapshot_meta() const {
-        std::shared_lock l(m_);
+        read_lock l(m_);
         return s_->snapshot_meta();
     }
     status write(const log_write& w) {
-        std::unique_lock l(m_);
+        write_lock l(m_);
         return s_->write(w);
     }
     status compact(const craft::snapshot_meta& m) {
-        std::unique_lock l(m_);
+        write_lock l(m_);
         return s_->compact(m);
     }
     /// Ok, or the corruption the store found on a read.
     [[nodiscard]] status health() const {
-        std::shared_lock l(m_);
+        read_lock l(m_);
         if constexpr (requires { s_->health(); })
             return s_->health();
         else

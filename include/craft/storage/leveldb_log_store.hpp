@@ -15,7 +15,9 @@
 #include <deque>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <shared_mutex>  // concurrent readers
 #include <string>
 #include <system_error>
 #include <utility>
@@ -85,19 +87,34 @@ public:
 
     // ---- log_reader ----------------------------------------------------------------------
 
-    [[nodiscard]] persistent_state initial_state() const { return {hard_, conf_}; }
-    [[nodiscard]] index_t first_index() const { return snap_.index + 1; }
-    [[nodiscard]] index_t last_index() const { return last_; }
+    /// Reads may run on any thread while one thread writes: a write's sync holds no lock
+    /// unless it deletes entries (a replaced suffix, an installed snapshot, a compaction).
+    static constexpr bool concurrent_reads = true;
+
+    [[nodiscard]] persistent_state initial_state() const {
+        std::shared_lock l(mu_);
+        return {hard_, conf_};
+    }
+    [[nodiscard]] index_t first_index() const {
+        std::shared_lock l(mu_);
+        return snap_.index + 1;
+    }
+    [[nodiscard]] index_t last_index() const {
+        std::shared_lock l(mu_);
+        return last_;
+    }
     [[nodiscard]] std::optional<term_t> term(index_t i) const {
+        std::shared_lock l(mu_);
         if (i == snap_.index) return snap_.term;
-        if (i < first_index() || i > last_) return std::nullopt;
+        if (i < snap_.index + 1 || i > last_) return std::nullopt;
         if (const entry* e = cached(i)) return e->term;
         auto e = read(i);
         if (!e) return std::nullopt;
         return e->term;
     }
     void entries(index_t lo, index_t hi, std::size_t max_bytes, std::vector<entry>& out) const {
-        if (lo < first_index() || hi > last_ + 1) return;  // outside the contract: nothing
+        std::shared_lock l(mu_);
+        if (lo < snap_.index + 1 || hi > last_ + 1) return;  // outside the contract: nothing
         std::size_t bytes = 0;
         for (index_t i = lo; i < hi; ++i) {
             std::optional<entry> loaded;
@@ -112,7 +129,10 @@ public:
             out.push_back(*e);
         }
     }
-    [[nodiscard]] craft::snapshot_meta snapshot_meta() const { return snap_; }
+    [[nodiscard]] craft::snapshot_meta snapshot_meta() const {
+        std::shared_lock l(mu_);
+        return snap_;
+    }
 
     // ---- log_store -----------------------------------------------------------------------
 
@@ -120,7 +140,7 @@ public:
         leveldb::WriteBatch batch;
         index_t last = last_;
         if (w.snap) {
-            delete_entries(batch, first_index(), last_);
+            delete_entries(batch, snap_.index + 1, last_);
             batch.Put(snap_key, encode_snapshot_meta(*w.snap));
             // The snapshot's membership is the configuration from now on, unless the same
             // write carries a newer one.
@@ -153,9 +173,15 @@ public:
         if (w.conf) batch.Put(conf_key, encode_conf(*w.conf));
         leveldb::WriteOptions wo;
         wo.sync = opt_.sync;
+        // Only this thread changes the store, so it read the state above without a lock. A
+        // plain append syncs without one too; a write that deletes entries a reader may be
+        // fetching excludes readers for its duration.
+        std::unique_lock l(mu_, std::defer_lock);
+        if (w.snap || (!w.entries.empty() && w.entries.front().index <= last_)) l.lock();
         if (auto st = db_->Write(wo, &batch); !st.ok())
             return status::error("leveldb_log_store: write failed in " + opt_.dir.string() + ": " +
                                  st.ToString());
+        if (!l.owns_lock()) l.lock();
         // Durable: now the in-memory view follows.
         if (w.snap) {
             snap_ = *w.snap;
@@ -171,12 +197,13 @@ public:
     }
 
     status compact(const craft::snapshot_meta& m) {
+        std::unique_lock l(mu_);
         if (m.index <= snap_.index) return {};
         if (m.index > last_)
             return status::error("leveldb_log_store: compact to " + std::to_string(m.index) +
                                  " beyond the last entry " + std::to_string(last_));
         leveldb::WriteBatch batch;
-        delete_entries(batch, first_index(), m.index);
+        delete_entries(batch, snap_.index + 1, m.index);
         batch.Put(snap_key, encode_snapshot_meta(m));
         leveldb::WriteOptions wo;
         wo.sync = opt_.sync;
@@ -189,7 +216,10 @@ public:
 
     /// Ok, or the first corruption found by a read (an entry whose checksum or decoding
     /// failed). A node must stop rather than serve from a corrupt log.
-    [[nodiscard]] const status& health() const noexcept { return health_; }
+    [[nodiscard]] status health() const {
+        std::lock_guard l(health_mu_);
+        return health_;
+    }
 
     /// The LevelDB key of entry `i` (big-endian, so keys sort by index); for tests that
     /// corrupt a stored entry on purpose.
@@ -395,6 +425,7 @@ private:
         std::string v;
         auto st = db_->Get({}, entry_key(i), &v);
         auto e = st.ok() ? decode_entry(i, v) : std::nullopt;
+        std::lock_guard l(health_mu_);
         if (!e && health_.ok())
             health_ = status::error(
                 "leveldb_log_store: entry " + std::to_string(i) + " in " + opt_.dir.string() +
@@ -445,6 +476,8 @@ private:
     std::deque<entry> cache_;
     std::string scratch_;  // encoding buffer reused across writes
     std::size_t cache_bytes_ = 0;
+    mutable std::shared_mutex mu_;  // readers share; a writer updating the view excludes them
+    mutable std::mutex health_mu_;
     mutable status health_;
 };
 
