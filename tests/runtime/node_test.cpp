@@ -93,8 +93,10 @@ TEST_CASE("node: three nodes over loopback elect a leader and replicate from man
     auto l = t.leader();
     REQUIRE(l);
 
-    // Proposals on a follower fail fast and name the leader and its address.
+    // Proposals on a follower fail fast and name the leader and its address (once the
+    // follower has heard from it: until then it knows no leader, and says so).
     const node_id f = *l == 1 ? 2 : 1;
+    REQUIRE(eventually([&] { return t.nodes[f]->leader() == *l; }));
     auto refused = t.nodes[f]->propose(shared_bytes("1")).get();
     CHECK_FALSE(refused.ok());
     CHECK(refused.leader == *l);
