@@ -7,7 +7,8 @@ CRAFT_JOBS="${CRAFT_JOBS:-$(nproc 2>/dev/null || echo 2)}"
 # Debian packages craft's build, tests and scripts need (used by the scripts sourcing this).
 # shellcheck disable=SC2034
 CRAFT_PACKAGES=(build-essential cmake libasio-dev libcereal-dev libleveldb-dev libsnappy-dev
-    doctest-dev libcli11-dev libbenchmark-dev clang-format)
+    doctest-dev libcli11-dev libbenchmark-dev clang-format
+    nlohmann-json3-dev libcpp-httplib-dev pkgconf redis-tools)
 
 craft_section() {
     printf '\n==== %s ====\n' "$*"

@@ -49,6 +49,7 @@
 #include "detail/snapshot_transfer.hpp"
 #include "detail/state_machine_io.hpp"
 #include "logger.hpp"
+#include "metrics.hpp"
 #include "snapshot/file_snapshot_store.hpp"
 #include "snapshot_options.hpp"
 #include "storage/leveldb_log_store.hpp"
@@ -74,7 +75,8 @@ struct node_options {
     std::chrono::milliseconds tick{10};     ///< Resolution of the core's timers.
     std::chrono::milliseconds heartbeat_interval{100};  ///< Leader heartbeats.
     std::chrono::milliseconds election_timeout{1000};   ///< Randomized in [t, 2t).
-    std::chrono::milliseconds read_timeout{5000};       ///< A read not served by then fails.
+    /// A read, or a proposal forwarded to the leader, not answered by then fails.
+    std::chrono::milliseconds read_timeout{5000};
     bool sync = true;  ///< Sync each write before acknowledging (off risks acknowledged data).
     bool pre_vote = true;
     bool check_quorum = true;
@@ -82,6 +84,10 @@ struct node_options {
     std::size_t max_bytes_per_message = 1 << 20;
     std::size_t max_inflight_messages = 256;
     std::size_t max_proposals_per_batch = 4096;  ///< Proposals merged into one step.
+    /// A follower passes proposals to the leader (TAF libraft's doForward, etcd's MsgProp
+    /// forwarding); the caller gets the result once this node applied the entry. Off: a
+    /// follower refuses proposals, naming the leader.
+    bool forward_proposals = true;
     snapshot_options snapshots;
 
     /// The first invalid option, or nothing.
@@ -115,6 +121,10 @@ struct outcome {
     index_t index = 0;           ///< Log index of the command.
     node_id leader = no_node;    ///< When refused as not leader: the leader, if known...
     std::string leader_address;  ///< ...and where it listens.
+    /// On failure: true when the command is known never to be applied (refused before it
+    /// reached the log, or its entry was replaced), so a retry cannot apply it twice; false
+    /// when the outcome is unknown (timed out, node stopped while waiting).
+    bool not_applied = false;
 
     [[nodiscard]] bool ok() const noexcept { return error.ok(); }
 };
@@ -123,7 +133,8 @@ struct outcome {
 struct node_state {
     core::node_status raft;
     index_t applied = 0;
-    index_t snapshot_index = 0;
+    index_t snapshot_index = 0;  ///< The newest snapshot taken or installed (0: none).
+    term_t snapshot_term = 0;
     bool running = false;
     status failure;  ///< Why the node stopped by itself, if it did.
 };
@@ -206,6 +217,18 @@ private:
 
 }  // namespace detail
 
+/// Serializes a command of the state machine's own type with Cereal (portable binary), as
+/// `basic_node::propose(const Command&)` does; read it back with `craft::decode<Command>`.
+template <class Command>
+shared_bytes encode(const Command& command) {
+    std::ostringstream os(std::ios::binary);
+    {
+        cereal::PortableBinaryOutputArchive ar(os);
+        ar(command);
+    }
+    return shared_bytes(std::string_view(os.str()));
+}
+
 /// A Raft node running `StateMachine` over `Policies` (see the file comment for its threads).
 /// @tparam StateMachine models `craft::state_machine`; owned by the caller, who keeps it alive
 ///         while the node runs and reads it only through `read()`.
@@ -267,7 +290,8 @@ public:
         apply_backlog_ = 0;
         bytes_since_snapshot_ = 0;
         last_snapshot_time_ = clock::now();
-        snapshot_index_ = rec.loaded ? rec.loaded->index : 0;
+        if (rec.loaded) set_snapshot(*rec.loaded);
+        applied_conf_ = {};
 
         core::options co;
         co.id = opt_.id;
@@ -339,7 +363,7 @@ public:
                 return;
             }
         }
-        done(refused("craft: node is not running"));
+        done(not_applied("craft: node is not running"));
     }
     /// Proposes raw bytes; the future holds the state machine's result.
     std::future<proposal_outcome> propose(shared_bytes command,
@@ -356,7 +380,7 @@ public:
     template <class Command>
     requires(!std::is_convertible_v<Command, shared_bytes>) std::future<proposal_outcome> propose(
         const Command& command, std::optional<term_t> expected_term = {}) {
-        return propose(encode(command), expected_term);
+        return propose(craft::encode(command), expected_term);
     }
 
     /// Runs `f(state_machine)` on the apply thread once every entry committed before the call
@@ -366,17 +390,27 @@ public:
         using R = std::invoke_result_t<F&, const StateMachine&>;
         auto p = std::make_shared<std::promise<outcome<R>>>();
         auto fut = p->get_future();
+        read(std::move(f), [p](outcome<R> o) { p->set_value(std::move(o)); });
+        return fut;
+    }
+    /// As `read(f)`, but `done` gets the outcome (on the apply thread, or at once when the
+    /// node is not running): for servers that must not block a thread per request.
+    template <class F, class Done>
+    requires std::invocable<Done&, outcome<std::invoke_result_t<F&, const StateMachine&>>>
+    void read(F f, Done done) {
+        using R = std::invoke_result_t<F&, const StateMachine&>;
+        auto d = std::make_shared<Done>(std::move(done));
         pending_read r;
-        r.run = [this, p, f = std::move(f)]() mutable {
+        r.run = [this, d, f = std::move(f)]() mutable {
             outcome<R> o;
             o.value = f(static_cast<const StateMachine&>(sm_));
             o.index = applied_;
-            p->set_value(std::move(o));
+            (*d)(std::move(o));
         };
-        r.fail = [p](craft::status why) {
+        r.fail = [d](craft::status why) {
             outcome<R> o;
             o.error = std::move(why);
-            p->set_value(std::move(o));
+            (*d)(std::move(o));
         };
         r.deadline = clock::now() + opt_.read_timeout;
         {
@@ -384,10 +418,50 @@ public:
             if (running_ && !stopping_) {
                 inbox_.reads.push_back(std::move(r));
                 inbox_cv_.notify_one();
-                return fut;
+                return;
             }
         }
         r.fail(craft::status::error("craft: node is not running"));
+    }
+
+    // ---- administration -----------------------------------------------------------------
+
+    /// Hands leadership to the voter `to`: this leader stops taking proposals, waits until
+    /// `to` holds its whole log, then tells it to campaign at once (etcd's MsgTimeoutNow).
+    /// The future holds ok once `to` is seen leading, or why not (this node does not lead,
+    /// `to` is no voter, or it did not catch up and win within an election timeout; then
+    /// this node goes on leading).
+    std::future<craft::status> transfer_leadership(node_id to) {
+        auto p = std::make_shared<std::promise<craft::status>>();
+        auto fut = p->get_future();
+        {
+            std::lock_guard l(inbox_mutex_);
+            if (running_ && !stopping_) {
+                inbox_.transfers.push_back({to, p});
+                inbox_cv_.notify_one();
+                return fut;
+            }
+        }
+        p->set_value(craft::status::error("craft: node is not running"));
+        return fut;
+    }
+
+    /// Takes a snapshot now (on the apply thread, between two applies) and compacts the log
+    /// behind it, as the automatic snapshots do. The future holds ok (also when the newest
+    /// snapshot already covers every applied entry), or why not.
+    std::future<craft::status> snapshot_now() {
+        auto p = std::make_shared<std::promise<craft::status>>();
+        auto fut = p->get_future();
+        {
+            std::lock_guard l(inbox_mutex_);
+            if (running_ && !stopping_) {
+                std::lock_guard a(apply_mutex_);
+                snapshot_requests_.push_back(p);
+                apply_cv_.notify_one();
+                return fut;
+            }
+        }
+        p->set_value(craft::status::error("craft: node is not running"));
         return fut;
     }
 
@@ -411,6 +485,27 @@ public:
     }
     /// The port the transport listens on (useful with port 0).
     [[nodiscard]] std::uint16_t port() const { return port_; }
+    /// Counters since construction (for `/metrics` pages), with the transport's traffic when
+    /// it counts it.
+    [[nodiscard]] node_metrics metrics() const {
+        node_metrics m = metrics_.snapshot();
+        if constexpr (requires(const transport_type& t) { t.stats(); }) {
+            std::lock_guard l(traffic_mutex_);
+            if (transport_) {
+                const auto t = transport_->stats();
+                m.messages_sent = traffic_base_.messages_sent + t.messages_sent;
+                m.bytes_sent = traffic_base_.bytes_sent + t.bytes_sent;
+                m.messages_received = traffic_base_.messages_received + t.messages_received;
+                m.bytes_received = traffic_base_.bytes_received + t.bytes_received;
+            } else {
+                m.messages_sent = traffic_base_.messages_sent;
+                m.bytes_sent = traffic_base_.bytes_sent;
+                m.messages_received = traffic_base_.messages_received;
+                m.bytes_received = traffic_base_.bytes_received;
+            }
+        }
+        return m;
+    }
 
 private:
     [[nodiscard]] std::uint16_t transport_port() const {
@@ -437,14 +532,30 @@ private:
         clock::time_point deadline;
         index_t index = 0;
     };
+    using status_promise = std::shared_ptr<std::promise<craft::status>>;
     struct inbox {
         std::vector<pending_proposal> proposals;
         std::vector<message> messages;
         std::vector<pending_read> reads;
+        std::vector<std::pair<node_id, status_promise>> transfers;
         std::optional<core::ready> persisted;
         bool empty() const {
-            return proposals.empty() && messages.empty() && reads.empty() && !persisted;
+            return proposals.empty() && messages.empty() && reads.empty() && transfers.empty() &&
+                   !persisted;
         }
+    };
+    /// Proposals passed to the leader, waiting for its answer (core thread).
+    struct forwarded {
+        node_id leader = no_node;
+        std::vector<callback> done;
+        clock::time_point deadline;
+    };
+    /// A leadership transfer in progress (core thread).
+    struct transfer {
+        node_id target = no_node;
+        clock::time_point deadline;
+        status_promise done;
+        bool told = false;  ///< timeout_now sent
     };
     /// Work for the apply thread, in order.
     struct apply_job {
@@ -460,29 +571,23 @@ private:
         callback done;
     };
 
-    static shared_bytes encode_any(const auto& command) {
-        std::ostringstream os(std::ios::binary);
-        {
-            cereal::PortableBinaryOutputArchive ar(os);
-            ar(command);
-        }
-        return shared_bytes(std::string_view(os.str()));
-    }
-    template <class Command>
-    static shared_bytes encode(const Command& c) {
-        return encode_any(c);
-    }
-
     void log(log_level l, const std::string& line) {
         logger_.log(l, "node " + std::to_string(opt_.id) + ": " + line);
     }
 
+    /// A failed outcome: the command may or may not be applied (timed out, node stopped).
     proposal_outcome refused(std::string why, node_id leader = no_node) const {
         proposal_outcome o;
         o.error = craft::status::error(std::move(why));
         o.leader = leader;
         if (auto it = opt_.peers.find(leader); it != opt_.peers.end())
             o.leader_address = it->second.host + ":" + std::to_string(it->second.port);
+        return o;
+    }
+    /// A failed outcome for a command known never to be applied (safe to retry).
+    proposal_outcome not_applied(std::string why, node_id leader = no_node) const {
+        auto o = refused(std::move(why), leader);
+        o.not_applied = true;
         return o;
     }
 
@@ -522,9 +627,12 @@ private:
             to.listen = opt_.peers.at(opt_.id);
             to.peers = opt_.peers;
             to.peers.erase(opt_.id);
-            transport_ = std::make_unique<asio_tcp_transport>(
+            auto t = std::make_unique<asio_tcp_transport>(
                 to, [this](log_level l, std::string_view s) { logger_.log(l, s); });
+            std::lock_guard l(traffic_mutex_);
+            transport_ = std::move(t);
         } else {
+            std::lock_guard l(traffic_mutex_);
             transport_ = std::make_unique<transport_type>();
         }
         return {};
@@ -546,8 +654,9 @@ private:
         // Whatever is still waiting fails clearly.
         const auto reason = craft::status::error(why.empty() ? "craft: node stopped"
                                                              : "craft: node stopped: " + why);
-        for (auto& p : inbox_.proposals) p.done(refused(reason.message()));
+        for (auto& p : inbox_.proposals) p.done(not_applied(reason.message()));
         for (auto& r : inbox_.reads) r.fail(reason);
+        for (auto& [to, p] : inbox_.transfers) p->set_value(reason);
         inbox_ = {};
         for (auto& [i, w] : waiting_) w.done(refused(reason.message()));
         waiting_.clear();
@@ -557,11 +666,28 @@ private:
         for (auto& r : reads_handoff_) r.fail(reason);
         reads_handoff_.clear();
         reads_waiting_apply_.clear();
+        for (auto& [ctx, f] : forwards_)
+            for (auto& cb : f.done) cb(refused(reason.message()));
+        forwards_.clear();
+        if (transfer_) transfer_->done->set_value(reason);
+        transfer_.reset();
+        for (auto& p : snapshot_requests_) p->set_value(reason);
+        snapshot_requests_.clear();
         if constexpr (requires(StateMachine & m) { m.on_shutdown(); }) sm_.on_shutdown();
         log_jobs_.clear();
         apply_jobs_.clear();
         log_stop_ = apply_stop_ = false;
-        transport_.reset();
+        {
+            std::lock_guard l(traffic_mutex_);
+            if constexpr (requires(const transport_type& t) { t.stats(); }) {
+                const auto t = transport_->stats();
+                traffic_base_.messages_sent += t.messages_sent;
+                traffic_base_.bytes_sent += t.bytes_sent;
+                traffic_base_.messages_received += t.messages_received;
+                traffic_base_.bytes_received += t.bytes_received;
+            }
+            transport_.reset();
+        }
         xfer_.reset();
         raw_.reset();
         log_.reset();
@@ -595,6 +721,9 @@ private:
             inbox_.proposals.clear();
             for (auto& r : inbox_.reads) reads.push_back(std::move(r));
             inbox_.reads.clear();
+            for (auto& [to, p] : inbox_.transfers)
+                p->set_value(craft::status::error("craft: node failed: " + why.message()));
+            inbox_.transfers.clear();
         }
         for (auto& cb : proposals) cb(refused("craft: node failed: " + why.message()));
         for (auto& r : reads) r.fail(craft::status::error("craft: node failed: " + why.message()));
@@ -640,6 +769,7 @@ private:
                 // Take at most one batch of proposals per step; the rest wait for the next.
                 in.messages.swap(inbox_.messages);
                 in.reads.swap(inbox_.reads);
+                in.transfers.swap(inbox_.transfers);
                 in.persisted.swap(inbox_.persisted);
                 if (inbox_.proposals.size() <= opt_.max_proposals_per_batch) {
                     in.proposals.swap(inbox_.proposals);
@@ -658,9 +788,13 @@ private:
                 if (next_tick < now) next_tick = now + opt_.tick;  // we fell behind: no burst
                 expire_reads(now);
             }
-            for (auto& m : in.messages) detail::deliver(*raw_, *xfer_, std::move(m));
+            for (auto& m : in.messages) {
+                if (!runtime_message(m)) detail::deliver(*raw_, *xfer_, std::move(m));
+            }
             if (!in.proposals.empty()) propose_batch(in.proposals);
             for (auto& r : in.reads) start_read(std::move(r));
+            for (auto& [to, p] : in.transfers) start_transfer(to, std::move(p), now);
+            if (transfer_) step_transfer(now);
             if (in.persisted) {
                 finish_ready(std::move(*in.persisted));
                 outstanding = false;
@@ -677,25 +811,39 @@ private:
         }
     }
 
+    proposal_outcome not_leader() const {
+        const auto& r = raw_->raft_state();
+        return not_applied("craft: node " + std::to_string(opt_.id) + " is not the leader" +
+                               (r.leader() ? "; the leader is node " + std::to_string(r.leader())
+                                           : "; no leader is known"),
+                           r.leader());
+    }
+    void refuse_all(std::vector<pending_proposal>& batch, const proposal_outcome& why) {
+        metrics_counters::add(metrics_.proposals_refused, batch.size());
+        for (auto& p : batch) p.done(why);
+    }
+
     void propose_batch(std::vector<pending_proposal>& batch) {
         const auto& r = raw_->raft_state();
         if (r.role() != core::role::leader) {
-            for (auto& p : batch)
-                p.done(
-                    refused("craft: node " + std::to_string(opt_.id) + " is not the leader" +
-                                (r.leader() ? "; the leader is node " + std::to_string(r.leader())
-                                            : "; no leader is known"),
-                            r.leader()));
-            return;
+            if (opt_.forward_proposals && r.role() == core::role::follower && r.leader() != no_node)
+                return forward(batch, r.leader());
+            return refuse_all(batch, not_leader());
         }
+        if (transfer_)
+            return refuse_all(
+                batch, not_applied("craft: leadership transfer to node " +
+                                       std::to_string(transfer_->target) + " in progress (retry)",
+                                   opt_.id));
         std::vector<entry> ents;
         std::vector<pending_proposal*> accepted;
         ents.reserve(batch.size());
         for (auto& p : batch) {
             if (p.expected_term && *p.expected_term != r.term()) {
-                p.done(refused("craft: leadership changed: term is " + std::to_string(r.term()) +
-                                   ", not " + std::to_string(*p.expected_term),
-                               r.leader()));
+                p.done(not_applied("craft: leadership changed: term is " +
+                                       std::to_string(r.term()) + ", not " +
+                                       std::to_string(*p.expected_term),
+                                   r.leader()));
                 continue;
             }
             entry e;
@@ -706,22 +854,202 @@ private:
         if (ents.empty()) return;
         auto res = raw_->propose(std::move(ents));
         if (!res.ok()) {
+            metrics_counters::add(metrics_.proposals_refused, accepted.size());
             for (auto* p : accepted)
-                p->done(refused("craft: " + std::string(core::to_string(res.error)), res.leader));
+                p->done(
+                    not_applied("craft: " + std::string(core::to_string(res.error)), res.leader));
             return;
         }
-        std::unique_lock l(waiting_mutex_);
-        index_t i = res.first;
-        std::vector<callback> replaced;
-        for (auto* p : accepted) {
-            // A slot still held by a proposal of an earlier term: that entry was overwritten.
-            if (auto it = waiting_.find(i); it != waiting_.end())
-                replaced.push_back(std::move(it->second.done));
-            waiting_[i++] = {res.term, std::move(p->done)};
+        metrics_counters::add(metrics_.proposals, accepted.size());
+        std::vector<callback> dones;
+        dones.reserve(accepted.size());
+        for (auto* p : accepted) dones.push_back(std::move(p->done));
+        await_entries(res.first, res.term, std::move(dones));
+    }
+
+    /// The apply thread completes `dones[k]` when it applies entry `first + k` of `term`.
+    void await_entries(index_t first, term_t term, std::vector<callback> dones) {
+        std::vector<callback> replaced, late;
+        {
+            std::lock_guard l(waiting_mutex_);
+            index_t i = first;
+            for (auto& cb : dones) {
+                // Applied before the leader's answer reached us (a forward whose answer came
+                // after the entries): the result is gone.
+                if (applied_.load() >= i) {
+                    late.push_back(std::move(cb));
+                    ++i;
+                    continue;
+                }
+                // A slot still held by a proposal of an earlier term: that entry was
+                // overwritten.
+                if (auto it = waiting_.find(i); it != waiting_.end())
+                    replaced.push_back(std::move(it->second.done));
+                waiting_[i++] = {term, std::move(cb)};
+            }
         }
-        l.unlock();
         for (auto& cb : replaced)
-            cb(refused("craft: leadership changed; the entry was replaced (it may be retried)"));
+            cb(not_applied(
+                "craft: leadership changed; the entry was replaced (it may be retried)"));
+        for (auto& cb : late)
+            cb(
+                refused("craft: outcome unknown: the entry was applied before the leader's "
+                        "answer arrived"));
+    }
+
+    // ---- forwarding and leadership transfer (messages between runtimes) -----------------
+
+    /// Handles the runtime's own messages; false for those the core and transfer take.
+    bool runtime_message(message& m) {
+        switch (m.type) {
+        case message_type::propose_forward: on_forward(m); return true;
+        case message_type::propose_forward_response: on_forward_response(m); return true;
+        case message_type::timeout_now: {
+            const auto& r = raw_->raft_state();
+            if (m.term == r.term() && m.from == r.leader() && r.role() == core::role::follower) {
+                log(log_level::info,
+                    "node " + std::to_string(m.from) + " hands over leadership: campaigning now");
+                raw_->campaign();
+            }
+            return true;
+        }
+        default: return false;
+        }
+    }
+
+    /// Passes `batch` to `leader` in messages of at most `max_bytes_per_message`.
+    void forward(std::vector<pending_proposal>& batch, node_id leader) {
+        const auto& r = raw_->raft_state();
+        message m{
+            .type = message_type::propose_forward, .from = opt_.id, .to = leader, .term = r.term()};
+        forwarded f{leader, {}, clock::now() + opt_.read_timeout};
+        std::size_t bytes = 0;
+        auto flush = [&] {
+            if (m.entries.empty()) return;
+            m.context = ++forward_seq_;
+            metrics_counters::add(metrics_.proposals_forwarded, m.entries.size());
+            forwards_.emplace(m.context, std::move(f));
+            transport_->send(std::move(m));
+            m = message{.type = message_type::propose_forward,
+                        .from = opt_.id,
+                        .to = leader,
+                        .term = r.term()};
+            f = forwarded{leader, {}, clock::now() + opt_.read_timeout};
+            bytes = 0;
+        };
+        for (auto& p : batch) {
+            if (p.expected_term) {  // asked for this node's own leadership
+                metrics_counters::add(metrics_.proposals_refused);
+                p.done(not_leader());
+                continue;
+            }
+            bytes += p.command.size();
+            m.entries.push_back(entry{.data = std::move(p.command)});
+            f.done.push_back(std::move(p.done));
+            if (bytes >= opt_.max_bytes_per_message) flush();
+        }
+        flush();
+    }
+
+    /// The leader side: append a follower's commands and say where they went.
+    void on_forward(message& m) {
+        const auto& r = raw_->raft_state();
+        message resp{.type = message_type::propose_forward_response,
+                     .from = opt_.id,
+                     .to = m.from,
+                     .term = r.term(),
+                     .context = m.context};
+        if (r.role() != core::role::leader || transfer_) {
+            resp.reject = true;
+            resp.reject_hint = transfer_ ? no_node : r.leader();
+        } else {
+            for (auto& e : m.entries) {
+                e.type = entry_type::normal;  // a follower never proposes configurations
+                e.index = 0;
+                e.term = 0;
+            }
+            const std::size_t n = m.entries.size();
+            auto res = raw_->propose(std::move(m.entries));
+            if (res.ok()) {
+                metrics_counters::add(metrics_.proposals, n);
+                resp.index = res.first;
+                resp.log_term = res.term;
+            } else {
+                resp.reject = true;
+                resp.reject_hint = res.leader;
+            }
+        }
+        transport_->send(std::move(resp));
+    }
+
+    /// The follower side: the leader appended our commands (or refused them).
+    void on_forward_response(const message& m) {
+        auto it = forwards_.find(m.context);
+        if (it == forwards_.end() || it->second.leader != m.from) return;  // expired or stray
+        forwarded f = std::move(it->second);
+        forwards_.erase(it);
+        if (m.reject) {
+            const auto why = not_applied(
+                "craft: node " + std::to_string(m.from) +
+                    " no longer leads and refused the forwarded command" +
+                    (m.reject_hint ? "; the leader is node " + std::to_string(m.reject_hint)
+                                   : "; no leader is known (retry)"),
+                m.reject_hint);
+            metrics_counters::add(metrics_.proposals_refused, f.done.size());
+            for (auto& cb : f.done) cb(why);
+            return;
+        }
+        await_entries(m.index, m.log_term, std::move(f.done));
+    }
+
+    void start_transfer(node_id to, status_promise p, clock::time_point now) {
+        const auto& r = raw_->raft_state();
+        auto refuse = [&](const std::string& why) {
+            p->set_value(craft::status::error("craft: leadership transfer to node " +
+                                              std::to_string(to) + " refused: " + why));
+        };
+        if (transfer_) return refuse("another transfer is in progress");
+        if (r.role() != core::role::leader)
+            return refuse("node " + std::to_string(opt_.id) + " is not the leader" +
+                          (r.leader() ? " (node " + std::to_string(r.leader()) + " is)" : ""));
+        if (to == opt_.id) return p->set_value({});
+        if (!r.conf().is_voter(to)) return refuse("it is not a voter");
+        log(log_level::info, "handing leadership over to node " + std::to_string(to));
+        transfer_ = transfer{to, now + opt_.election_timeout, std::move(p)};
+    }
+
+    /// Tells the target to campaign once it holds our whole log; ends the transfer when it
+    /// leads, someone else does, or time is up.
+    void step_transfer(clock::time_point now) {
+        const auto& r = raw_->raft_state();
+        auto finish = [&](craft::status st) {
+            if (!st.ok()) log(log_level::warn, st.message());
+            transfer_->done->set_value(std::move(st));
+            transfer_.reset();
+        };
+        const std::string target = "node " + std::to_string(transfer_->target);
+        if (r.role() != core::role::leader) {
+            if (r.leader() == transfer_->target) return finish({});
+            if (r.leader() != no_node)
+                return finish(craft::status::error("craft: leadership transfer to " + target +
+                                                   " ended with node " +
+                                                   std::to_string(r.leader()) + " leading"));
+        } else if (!transfer_->told) {
+            auto it = r.progresses().find(transfer_->target);
+            if (it != r.progresses().end() && it->second.match >= r.log().last_index()) {
+                transport_->send(message{.type = message_type::timeout_now,
+                                         .from = opt_.id,
+                                         .to = transfer_->target,
+                                         .term = r.term()});
+                transfer_->told = true;
+                transfer_->deadline = now + opt_.election_timeout;
+            }
+        }
+        if (now >= transfer_->deadline)
+            finish(craft::status::error(
+                "craft: leadership transfer to " + target + " timed out (" +
+                (transfer_->told ? "it did not win the election" : "it did not catch up") +
+                " within the election timeout)"));
     }
 
     void start_read(pending_read r) {
@@ -734,6 +1062,17 @@ private:
     }
 
     void expire_reads(clock::time_point now) {
+        for (auto it = forwards_.begin(); it != forwards_.end();) {
+            if (it->second.deadline <= now) {
+                const auto why = refused("craft: node " + std::to_string(it->second.leader) +
+                                         " did not answer the forwarded command in time "
+                                         "(outcome unknown; retry)");
+                for (auto& cb : it->second.done) cb(why);
+                it = forwards_.erase(it);
+            } else {
+                ++it;
+            }
+        }
         for (auto it = reads_in_core_.begin(); it != reads_in_core_.end();) {
             if (it->second.deadline <= now) {
                 it->second.fail(
@@ -748,6 +1087,13 @@ private:
     void begin_ready() {
         core::ready rd = raw_->get_ready();
         if (rd.soft && rd.soft->role != core::role::leader) xfer_->stop_sending();
+        if (rd.soft) {
+            if (rd.soft->role == core::role::candidate) metrics_counters::add(metrics_.elections);
+            if (rd.soft->leader != no_node && rd.soft->leader != last_leader_)
+                metrics_counters::add(metrics_.leader_changes);
+            last_leader_ = rd.soft->leader;
+        }
+        metrics_counters::add(metrics_.entries_committed, rd.committed.size());
         for (auto& m : rd.messages) send(std::move(m));
         rd.messages.clear();
         {
@@ -804,7 +1150,6 @@ private:
         std::lock_guard l(state_mutex_);
         state_.raft = raw_->status();
         state_.applied = applied_;
-        state_.snapshot_index = snapshot_index_;
         state_.running = true;
     }
     void publish_stopped() {
@@ -837,7 +1182,9 @@ private:
                 w.entries = rd.entries;
                 if (rd.hard) w.hard = &*rd.hard;
                 if (rd.conf) w.conf = &*rd.conf;
+                const auto t0 = clock::now();
                 if (auto st = log_->write(w); !st) return fail(st);
+                metrics_.observe_log_write(clock::now() - t0);
             }
             std::lock_guard l(inbox_mutex_);
             inbox_.persisted = std::move(rd);
@@ -847,20 +1194,32 @@ private:
 
     // ---- apply thread -------------------------------------------------------------------
 
+    /// Snapshots asked for with `snapshot_now()` (a failure to save has stopped the node).
+    void take_requested_snapshot(std::vector<status_promise>& requests) {
+        if (requests.empty()) return;
+        const auto st = maybe_snapshot(true);
+        for (auto& p : requests) p->set_value(st);
+        requests.clear();
+    }
+
     void apply_loop() {
+        std::vector<status_promise> requests;
         while (true) {
             apply_job job;
             {
                 std::unique_lock l(apply_mutex_);
                 apply_cv_.wait(l, [&] {
-                    return apply_stop_ || !apply_jobs_.empty() || !reads_handoff_.empty();
+                    return apply_stop_ || !apply_jobs_.empty() || !reads_handoff_.empty() ||
+                           !snapshot_requests_.empty();
                 });
                 if (apply_stop_) return;
                 for (auto& r : reads_handoff_) reads_waiting_apply_.push_back(std::move(r));
                 reads_handoff_.clear();
+                requests.swap(snapshot_requests_);
                 if (apply_jobs_.empty()) {
                     l.unlock();
                     serve_reads();
+                    take_requested_snapshot(requests);
                     continue;
                 }
                 job = std::move(apply_jobs_.front());
@@ -876,12 +1235,15 @@ private:
                     return fail(st);
                 applied_ = job.install->index;
                 last_snapshot_ = applied_;
-                snapshot_index_ = job.install->index;
+                set_snapshot(*job.install);
+                metrics_counters::add(metrics_.snapshots_installed);
                 fail_waiting_up_to(applied_, "replaced by a snapshot from the leader");
             }
+            applied_conf_ = std::move(job.conf);
             apply_entries(job.committed);
             serve_reads();
-            maybe_snapshot(job.conf);
+            maybe_snapshot(false);  // a failure stops the node: the next wait returns
+            take_requested_snapshot(requests);
         }
     }
 
@@ -932,6 +1294,7 @@ private:
             }
         }
         applied_ = ents.back().index;
+        metrics_counters::add(metrics_.entries_applied, ents.size());
         // Complete the proposals this node made, in order; others' entries are skipped.
         std::vector<std::pair<callback, proposal_outcome>> done;
         {
@@ -947,6 +1310,7 @@ private:
                         o.error = craft::status::error(
                             "craft: leadership changed; entry " + std::to_string(e.index) +
                             " holds another leader's command (it may be retried)");
+                        o.not_applied = true;
                     } else if (is_user && k < results.size()) {
                         o.value = std::move(results[k]);
                     }
@@ -974,6 +1338,7 @@ private:
     void serve_reads() {
         for (auto it = reads_waiting_apply_.begin(); it != reads_waiting_apply_.end();) {
             if (it->index <= applied_) {
+                metrics_counters::add(metrics_.reads);
                 it->run();
                 it = reads_waiting_apply_.erase(it);
             } else {
@@ -982,34 +1347,50 @@ private:
         }
     }
 
-    void maybe_snapshot(const configuration& conf) {
-        const bool wanted = snapshot_wanted_.exchange(false);
-        if (applied_ <= last_snapshot_ && !wanted) return;
+    /// Takes a snapshot when one is due (or `now`), then queues compaction behind it. A
+    /// failure to save stops the node.
+    craft::status maybe_snapshot(bool now) {
+        if (applied_ == 0)
+            return now ? craft::status::error("craft: nothing applied to snapshot yet")
+                       : craft::status{};
+        const bool wanted = snapshot_wanted_.exchange(false) || now;
+        if (applied_ <= last_snapshot_ && !wanted) return {};
         const auto since = std::chrono::duration_cast<std::chrono::milliseconds>(
             clock::now() - last_snapshot_time_);
         if (!wanted && !opt_.snapshots.due(applied_ - last_snapshot_, bytes_since_snapshot_, since))
-            return;
+            return {};
         auto t = log_->term(applied_);
-        if (!t) return;
-        const snapshot_meta meta{applied_, *t, conf};
+        if (!t) return {};  // compacted: the newest snapshot covers it
+        const snapshot_meta meta{applied_, *t, applied_conf_};
         // A snapshot received from the leader may already be stored ahead of what we applied.
         if (const auto stored = snaps_->list();
             !stored.empty() && stored.front().index >= meta.index)
-            return;
+            return {};
         last_snapshot_ = applied_;
         bytes_since_snapshot_ = 0;
         last_snapshot_time_ = clock::now();
         // Saving runs here, between two applies; the core and the log thread go on.
-        if (auto st = detail::write_snapshot(*snaps_, meta, detail::prepare_snapshot(sm_)); !st)
-            return fail(st);
-        snapshot_index_ = meta.index;
-        if (meta.index <= opt_.snapshots.keep_entries) return;
+        if (auto st = detail::write_snapshot(*snaps_, meta, detail::prepare_snapshot(sm_)); !st) {
+            fail(st);
+            return st;
+        }
+        set_snapshot(meta);
+        metrics_counters::add(metrics_.snapshots_taken);
+        log(log_level::info, "snapshot taken at index " + std::to_string(meta.index));
+        if (meta.index <= opt_.snapshots.keep_entries) return {};
         const index_t upto = meta.index - opt_.snapshots.keep_entries;
         auto ut = log_->term(upto);
-        if (!ut) return;
+        if (!ut) return {};
         std::lock_guard l(log_mutex_);
         log_jobs_.push_back(snapshot_meta{upto, *ut, {}});
         log_cv_.notify_one();
+        return {};
+    }
+
+    void set_snapshot(const snapshot_meta& m) {
+        std::lock_guard l(state_mutex_);
+        state_.snapshot_index = m.index;
+        state_.snapshot_term = m.term;
     }
 
     // ---- state --------------------------------------------------------------------------
@@ -1041,6 +1422,10 @@ private:
 
     // core thread only
     std::map<std::uint64_t, pending_read> reads_in_core_;
+    std::map<std::uint64_t, forwarded> forwards_;
+    std::uint64_t forward_seq_ = 0;
+    std::optional<transfer> transfer_;
+    node_id last_leader_ = no_node;
     std::vector<pending_read> job_reads_;
     std::uint64_t read_seq_ = 0;
     std::atomic<bool> snapshot_wanted_{false};
@@ -1054,6 +1439,7 @@ private:
     std::condition_variable apply_cv_;
     std::deque<apply_job> apply_jobs_;
     std::vector<pending_read> reads_handoff_;
+    std::vector<status_promise> snapshot_requests_;
     bool apply_stop_ = false;
 
     // apply thread only (set at start, before the threads)
@@ -1062,7 +1448,7 @@ private:
     index_t last_snapshot_ = 0;
     std::uint64_t bytes_since_snapshot_ = 0;
     clock::time_point last_snapshot_time_;
-    std::atomic<index_t> snapshot_index_{0};
+    configuration applied_conf_;  // the configuration as of the last apply job
     bool was_leader_ = false;
     node_id following_ = no_node;
 
@@ -1071,6 +1457,11 @@ private:
 
     mutable std::mutex state_mutex_;
     node_state state_;
+
+    using metrics_counters = detail::metrics_counters;
+    metrics_counters metrics_;
+    mutable std::mutex traffic_mutex_;  // transport_ replaced (start/stop) vs. metrics()
+    node_metrics traffic_base_;         // traffic of earlier runs
 };
 
 /// A node over the default policies.

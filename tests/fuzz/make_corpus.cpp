@@ -13,7 +13,7 @@ int main(int argc, char** argv) {
     if (argc != 2) return 2;
     using namespace craft;
     std::vector<message> samples;
-    for (int t = 0; t <= static_cast<int>(message_type::snapshot_ack); ++t) {
+    for (int t = 0; t <= static_cast<int>(last_message_type); ++t) {
         message m{.type = static_cast<message_type>(t), .from = 1, .to = 2, .term = 3};
         samples.push_back(m);
     }

@@ -7,6 +7,8 @@
 #include <atomic>
 #include <future>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -93,15 +95,6 @@ TEST_CASE("node: three nodes over loopback elect a leader and replicate from man
     auto l = t.leader();
     REQUIRE(l);
 
-    // Proposals on a follower fail fast and name the leader and its address (once the
-    // follower has heard from it: until then it knows no leader, and says so).
-    const node_id f = *l == 1 ? 2 : 1;
-    REQUIRE(eventually([&] { return t.nodes[f]->leader() == *l; }));
-    auto refused = t.nodes[f]->propose(shared_bytes("1")).get();
-    CHECK_FALSE(refused.ok());
-    CHECK(refused.leader == *l);
-    CHECK(refused.leader_address == "127.0.0.1:" + std::to_string(t.peers[*l].port));
-
     // 4 threads x 250 proposals, each waiting for its own result.
     std::atomic<int> ok{0};
     std::vector<std::thread> clients;
@@ -123,6 +116,150 @@ TEST_CASE("node: three nodes over loopback elect a leader and replicate from man
     auto fresh = t.nodes[*l]->propose(shared_bytes("5"), term).get();
     CHECK(fresh.ok());
     CHECK(fresh.value == 1005);
+}
+
+TEST_CASE("node: with forwarding off, a follower refuses proposals and names the leader") {
+    trio t([](node_options& o) { o.forward_proposals = false; });
+    t.start_all();
+    auto l = t.leader();
+    REQUIRE(l);
+    // Once the follower has heard from the leader (until then it knows none, and says so).
+    const node_id f = *l == 1 ? 2 : 1;
+    REQUIRE(eventually([&] { return t.nodes[f]->leader() == *l; }));
+    auto refused = t.nodes[f]->propose(shared_bytes("1")).get();
+    CHECK_FALSE(refused.ok());
+    CHECK(refused.leader == *l);
+    CHECK(refused.not_applied);
+    CHECK(refused.leader_address == "127.0.0.1:" + std::to_string(t.peers[*l].port));
+    CHECK(t.nodes[f]->metrics().proposals_refused == 1);
+    CHECK(t.nodes[f]->metrics().proposals_forwarded == 0);
+}
+
+TEST_CASE("node: a follower forwards proposals to the leader and returns each result") {
+    trio t;
+    t.start_all();
+    auto l = t.leader();
+    REQUIRE(l);
+    const node_id f = *l == 1 ? 2 : 1;
+    REQUIRE(eventually([&] { return t.nodes[f]->leader() == *l; }));
+
+    // 4 threads x 100 proposals through the follower: every one answered with its own total.
+    std::mutex m;
+    std::set<long> totals;
+    std::atomic<int> failed{0};
+    std::vector<std::thread> clients;
+    for (int c = 0; c < 4; ++c)
+        clients.emplace_back([&] {
+            for (int k = 0; k < 100; ++k) {
+                auto r = t.nodes[f]->propose(shared_bytes("1")).get();
+                if (!r.ok()) {
+                    ++failed;
+                    continue;
+                }
+                std::lock_guard g(m);
+                totals.insert(r.value);
+            }
+        });
+    for (auto& c : clients) c.join();
+    CHECK(failed == 0);
+    CHECK(totals.size() == 400);
+    CHECK(*totals.begin() == 1);
+    CHECK(*totals.rbegin() == 400);
+    CHECK(t.nodes[f]->metrics().proposals_forwarded == 400);
+    CHECK(t.nodes[*l]->metrics().proposals == 400);
+    for (node_id id = 1; id <= 3; ++id) CHECK(t.read_total(id) == 400);
+
+    // A command with an expected term asks for this node's own leadership: refused.
+    auto own = t.nodes[f]->propose(shared_bytes("1"), t.nodes[f]->term()).get();
+    CHECK_FALSE(own.ok());
+    CHECK(own.leader == *l);
+    CHECK(own.not_applied);
+
+    // The leader goes away: a forwarded command fails within the read timeout (1 s here),
+    // never hangs; once a new leader is elected, forwarding works again.
+    t.nodes[*l]->stop();
+    auto lost = t.nodes[f]->propose(shared_bytes("1"));
+    REQUIRE(lost.wait_for(5s) == std::future_status::ready);
+    const auto nl = t.leader();
+    REQUIRE(nl);
+    const node_id other = 6 - *l - *nl;  // the third node, a follower now
+    REQUIRE(other != *l);
+    REQUIRE(eventually([&] { return t.nodes[other]->leader() == *nl; }));
+    auto again = t.nodes[other]->propose(shared_bytes("1")).get();
+    REQUIRE_MESSAGE(again.ok(), again.error.message());
+    CHECK(again.value >= 401);
+}
+
+TEST_CASE("node: leadership transfer to a caught-up voter") {
+    trio t;
+    t.start_all();
+    auto l = t.leader();
+    REQUIRE(l);
+    const node_id target = *l == 3 ? 1 : *l + 1;
+    const node_id third = 6 - *l - target;
+    for (int k = 0; k < 20; ++k) REQUIRE(t.nodes[*l]->propose(shared_bytes("1")).get().ok());
+
+    // Refused: on a follower, to a node outside the configuration.
+    REQUIRE(eventually([&] { return t.nodes[third]->leader() == *l; }));
+    auto on_follower = t.nodes[third]->transfer_leadership(target).get();
+    CHECK_FALSE(on_follower.ok());
+    CHECK(on_follower.message().find("not the leader") != std::string::npos);
+    auto unknown = t.nodes[*l]->transfer_leadership(9).get();
+    CHECK_FALSE(unknown.ok());
+    CHECK(unknown.message().find("not a voter") != std::string::npos);
+
+    const auto changes = t.nodes[target]->metrics().leader_changes;
+    auto done = t.nodes[*l]->transfer_leadership(target);
+    REQUIRE(done.wait_for(10s) == std::future_status::ready);
+    const auto st = done.get();
+    REQUIRE_MESSAGE(st.ok(), st.message());
+    // The old leader heard from the new one; the new one publishes its role a moment later.
+    CHECK(eventually([&] { return t.nodes[target]->is_leader(); }));
+    CHECK(t.nodes[target]->metrics().leader_changes == changes + 1);
+    // The new leader takes proposals; the old one forwards them to it.
+    REQUIRE(eventually([&] { return t.nodes[*l]->leader() == target; }));
+    auto r = t.nodes[*l]->propose(shared_bytes("1")).get();
+    REQUIRE_MESSAGE(r.ok(), r.error.message());
+    CHECK(r.value == 21);
+    // Transferring to itself is a no-op that succeeds.
+    CHECK(t.nodes[target]->transfer_leadership(target).get().ok());
+}
+
+TEST_CASE("node: snapshot_now saves the applied state and compacts; metrics count the work") {
+    trio t([](node_options& o) { o.snapshots.keep_entries = 10; });
+    // Before start, and before anything is applied, there is nothing to save.
+    CHECK_FALSE(t.nodes[1]->snapshot_now().get().ok());
+    t.start_all();
+    auto l = t.leader();
+    REQUIRE(l);
+    const node_id f = *l == 1 ? 2 : 1;
+    for (int k = 0; k < 50; ++k) REQUIRE(t.nodes[*l]->propose(shared_bytes("2")).get().ok());
+    REQUIRE(eventually([&] { return t.nodes[f]->status().applied >= 51; }));
+    auto st = t.nodes[f]->snapshot_now().get();
+    REQUIRE_MESSAGE(st.ok(), st.message());
+    const auto s = t.nodes[f]->status();
+    CHECK(s.snapshot_index >= 51);
+    CHECK(s.snapshot_term == s.raft.hard.term);
+    // The log behind the snapshot (less keep_entries) is compacted.
+    REQUIRE(eventually([&] { return t.nodes[f]->status().raft.first_index > 1; }));
+    CHECK(t.nodes[f]->status().raft.first_index == s.snapshot_index - 10 + 1);
+    // Asked again with nothing new: ok, nothing taken.
+    CHECK(t.nodes[f]->snapshot_now().get().ok());
+    const auto m = t.nodes[f]->metrics();
+    CHECK(m.snapshots_taken == 1);
+    CHECK(m.entries_applied >= 51);
+    CHECK(m.entries_committed >= 51);
+    CHECK(m.log_writes > 0);
+    CHECK(m.log_write_latency.count == m.log_writes);
+    CHECK(m.bytes_received > 0);
+    CHECK(m.messages_sent > 0);
+    CHECK(m.leader_changes >= 1);
+    CHECK(t.nodes[*l]->metrics().proposals == 50);
+    // Restarted, the node finds the snapshot and counts its earlier traffic on.
+    t.nodes[f]->stop();
+    REQUIRE(t.nodes[f]->start().ok());
+    CHECK(t.nodes[f]->status().snapshot_index == s.snapshot_index);
+    CHECK(t.nodes[f]->metrics().bytes_received >= m.bytes_received);
 }
 
 namespace {

@@ -60,7 +60,7 @@ struct cereal_codec {
                m.context);
             if (reject > 1) return fail(why, "bad reject flag " + std::to_string(reject));
             m.reject = reject != 0;
-            if (type > static_cast<std::uint8_t>(message_type::snapshot_ack))
+            if (type > static_cast<std::uint8_t>(last_message_type))
                 return fail(why, "unknown message type " + std::to_string(type));
             m.type = static_cast<message_type>(type);
             const std::uint64_t n = get_count(ar, buf, 25, "entries");

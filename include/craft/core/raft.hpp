@@ -775,7 +775,7 @@ private:
     /// the message's term.
     [[nodiscard]] bool well_formed(const message& m) const {
         if (m.from == no_node || m.from == id() || (m.to != id() && m.to != no_node)) return false;
-        if (m.type == message_type::snapshot_ack) return false;  // between runtimes only
+        if (m.type >= message_type::snapshot_ack) return false;  // between runtimes only
         if (m.type == message_type::snapshot && (m.snap.index == 0 || m.snap.term > m.term))
             return false;
         if (m.entries.empty()) return true;

@@ -169,15 +169,38 @@ enum class message_type : std::uint8_t {
     read_index,           ///< A follower asks the leader for a linearizable read point.
     read_index_response,  ///< The leader's confirmed read point.
     snapshot_ack,         ///< A follower's answer to one snapshot chunk (runtime only).
+    /// A follower passes its clients' proposals to the leader (runtime only): `entries`
+    /// carry the commands, `context` names the request.
+    propose_forward,
+    /// The leader's answer to propose_forward (runtime only): the commands were appended from
+    /// `index` in term `log_term`, or `reject` (then `reject_hint` names the leader, if known).
+    propose_forward_response,
+    /// The leader asks a caught-up follower to campaign now: leadership transfer (runtime only).
+    timeout_now,
 };
+
+/// The last message type (for range checks when decoding).
+inline constexpr message_type last_message_type = message_type::timeout_now;
 
 /// Human-readable name of a message type, for logs and failure reports.
 [[nodiscard]] constexpr std::string_view to_string(message_type t) noexcept {
     constexpr std::string_view names[] = {
-        "vote",         "vote_response",   "pre_vote",   "pre_vote_response",
-        "append",       "append_response", "heartbeat",  "heartbeat_response",
-        "commit",       "snapshot",        "read_index", "read_index_response",
+        "vote",
+        "vote_response",
+        "pre_vote",
+        "pre_vote_response",
+        "append",
+        "append_response",
+        "heartbeat",
+        "heartbeat_response",
+        "commit",
+        "snapshot",
+        "read_index",
+        "read_index_response",
         "snapshot_ack",
+        "propose_forward",
+        "propose_forward_response",
+        "timeout_now",
     };
     return names[static_cast<std::size_t>(t)];
 }

@@ -154,6 +154,18 @@ public:
     /// Connections refused or closed for bad input, since start.
     [[nodiscard]] std::uint64_t rejected_connections() const noexcept { return rejected_; }
 
+    /// Traffic counters since construction (frames and bytes on the wire, headers included).
+    struct traffic {
+        std::uint64_t messages_sent = 0, bytes_sent = 0;
+        std::uint64_t messages_received = 0, bytes_received = 0;
+    };
+    [[nodiscard]] traffic stats() const noexcept {
+        return {msgs_sent_.load(std::memory_order_relaxed),
+                bytes_sent_.load(std::memory_order_relaxed),
+                msgs_received_.load(std::memory_order_relaxed),
+                bytes_received_.load(std::memory_order_relaxed)};
+    }
+
     /// The handshake frame payload that `from` sends to `to` (public for tests and fuzzing).
     static std::string handshake(std::uint64_t cluster, node_id from, node_id to) {
         std::string h = "CRFT";
@@ -345,6 +357,8 @@ private:
         if (batch.empty()) return;
         p.out.clear();
         for (const auto& m : batch) put_frame(p.out, cereal_codec::encode(m));
+        msgs_sent_.fetch_add(batch.size(), std::memory_order_relaxed);
+        bytes_sent_.fetch_add(p.out.size(), std::memory_order_relaxed);
         write(p);
     }
 
@@ -462,6 +476,8 @@ private:
             return refuse(c, "message from " + std::to_string(m->from) + " to " +
                                  std::to_string(m->to) + " on the connection of node " +
                                  std::to_string(c->from));
+        msgs_received_.fetch_add(1, std::memory_order_relaxed);
+        bytes_received_.fetch_add(c->payload.size() + sizeof(c->header), std::memory_order_relaxed);
         if (handler_) handler_(std::move(*m));
         read_header(c);
     }
@@ -509,6 +525,7 @@ private:
     std::function<void(message&&)> handler_;
     std::atomic<bool> stopped_{true};
     std::atomic<std::uint64_t> rejected_{0};
+    std::atomic<std::uint64_t> msgs_sent_{0}, bytes_sent_{0}, msgs_received_{0}, bytes_received_{0};
     std::atomic<std::uint16_t> local_port_{0};
     std::minstd_rand rng_{std::random_device{}()};
 };

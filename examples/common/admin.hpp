@@ -1,0 +1,201 @@
+#pragma once
+// What a node tells operators: `/status` as JSON (the fields braft's raft_stat shows),
+// `/metrics` in the Prometheus text format, and the admin actions craftctl calls
+// (POST /snapshot, POST /transfer-leader?to=N). Served with cpp-httplib on its own thread.
+
+#include <craft/node.hpp>
+#include <craft/version.hpp>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <sstream>
+#include <string>
+#include <thread>
+
+namespace craft::examples {
+
+inline std::string address(const tcp_endpoint& e) {
+    return e.host + ":" + std::to_string(e.port);
+}
+
+/// The node's state as JSON: role, term, leader, indexes, snapshot, and (on the leader) each
+/// peer's match index and lag.
+template <class Node>
+nlohmann::json status_json(const Node& node) {
+    const auto st = node.status();
+    const auto& o = node.options();
+    const auto& r = st.raft;
+    nlohmann::json j;
+    j["id"] = o.id;
+    j["cluster_id"] = o.cluster_id;
+    j["version"] = std::string(craft::version_string);
+    j["running"] = st.running;
+    if (!st.failure.ok()) j["failure"] = st.failure.message();
+    j["state"] = st.running ? std::string(core::to_string(r.soft.role)) : "stopped";
+    j["term"] = r.hard.term;
+    j["vote"] = r.hard.vote;
+    j["leader"] = r.soft.leader;
+    if (auto it = o.peers.find(r.soft.leader); it != o.peers.end())
+        j["leader_address"] = address(it->second);
+    j["commit_index"] = r.hard.commit;
+    j["applied_index"] = st.applied;
+    j["first_index"] = r.first_index;
+    j["last_index"] = r.last_index;
+    j["snapshot_index"] = st.snapshot_index;
+    j["snapshot_term"] = st.snapshot_term;
+    j["voters"] = r.conf.voters;
+    j["learners"] = r.conf.learners;
+    auto peers = nlohmann::json::array();
+    for (const auto& [id, ep] : o.peers) {
+        nlohmann::json p;
+        p["id"] = id;
+        p["address"] = address(ep);
+        for (const auto& [fid, pr] : r.followers) {
+            if (fid != id) continue;
+            p["match_index"] = pr.match;
+            p["next_index"] = pr.next;
+            p["lag"] = r.last_index > pr.match ? r.last_index - pr.match : 0;
+            p["replication"] = std::string(core::to_string(pr.state));
+        }
+        peers.push_back(std::move(p));
+    }
+    j["peers"] = std::move(peers);
+    return j;
+}
+
+/// The Prometheus text exposition of the node's counters and gauges.
+template <class Node>
+std::string prometheus_text(const Node& node) {
+    const auto m = node.metrics();
+    const auto st = node.status();
+    std::ostringstream o;
+    auto counter = [&](const char* name, const char* help, std::uint64_t v) {
+        o << "# HELP craft_" << name << " " << help << "\n# TYPE craft_" << name
+          << " counter\ncraft_" << name << " " << v << "\n";
+    };
+    auto gauge = [&](const char* name, const char* help, std::uint64_t v) {
+        o << "# HELP craft_" << name << " " << help << "\n# TYPE craft_" << name << " gauge\ncraft_"
+          << name << " " << v << "\n";
+    };
+    counter("proposals_total", "Commands appended by this node as leader.", m.proposals);
+    counter("proposals_forwarded_total", "Commands this node passed on to the leader.",
+            m.proposals_forwarded);
+    counter("proposals_refused_total", "Commands refused at once (no leader, ...).",
+            m.proposals_refused);
+    counter("entries_committed_total", "Log entries this node learned were committed.",
+            m.entries_committed);
+    counter("entries_applied_total", "Log entries handed to the state machine.", m.entries_applied);
+    counter("reads_total", "Linearizable reads served.", m.reads);
+    counter("elections_total", "Elections this node started.", m.elections);
+    counter("leader_changes_total", "Leaders this node has seen.", m.leader_changes);
+    counter("snapshots_taken_total", "Snapshots saved by this node.", m.snapshots_taken);
+    counter("snapshots_installed_total", "Snapshots received from a leader.",
+            m.snapshots_installed);
+    counter("messages_sent_total", "Raft messages sent.", m.messages_sent);
+    counter("messages_received_total", "Raft messages received.", m.messages_received);
+    counter("bytes_sent_total", "Bytes sent to peers.", m.bytes_sent);
+    counter("bytes_received_total", "Bytes received from peers.", m.bytes_received);
+    gauge("term", "Current term.", st.raft.hard.term);
+    gauge("is_leader", "1 when this node leads.",
+          st.running && st.raft.soft.role == core::role::leader ? 1 : 0);
+    gauge("leader_id", "The leader this node knows (0: none).", st.raft.soft.leader);
+    gauge("commit_index", "Highest committed index.", st.raft.hard.commit);
+    gauge("applied_index", "Highest applied index.", st.applied);
+    gauge("first_index", "First index in the log.", st.raft.first_index);
+    gauge("last_index", "Last index in the log.", st.raft.last_index);
+    gauge("snapshot_index", "Index of the newest snapshot.", st.snapshot_index);
+
+    const auto& h = m.log_write_latency;
+    o << "# HELP craft_log_write_seconds Write and sync of one batch to the log.\n"
+         "# TYPE craft_log_write_seconds histogram\n";
+    std::uint64_t cumulative = 0;
+    for (std::size_t i = 0; i < h.buckets.size(); ++i) {
+        cumulative += h.buckets[i];
+        o << "craft_log_write_seconds_bucket{le=\"";
+        if (i < latency_histogram::bounds_us.size())
+            o << static_cast<double>(latency_histogram::bounds_us[i]) / 1e6;
+        else
+            o << "+Inf";
+        o << "\"} " << cumulative << "\n";
+    }
+    o << "craft_log_write_seconds_sum " << static_cast<double>(h.sum_us) / 1e6 << "\n"
+      << "craft_log_write_seconds_count " << h.count << "\n";
+    return o.str();
+}
+
+/// The HTTP admin endpoint of one node.
+template <class Node>
+class admin_http {
+public:
+    admin_http(Node& node, std::string host, std::uint16_t port)
+        : node_(node), host_(std::move(host)), port_(port) {
+        srv_.Get("/", [](const httplib::Request&, httplib::Response& res) {
+            res.set_content(
+                "craft admin endpoint\n"
+                "GET  /status                 JSON: role, term, leader, indexes, peers\n"
+                "GET  /metrics                Prometheus text format\n"
+                "POST /snapshot               take a snapshot now\n"
+                "POST /transfer-leader?to=N   hand leadership to node N\n",
+                "text/plain");
+        });
+        srv_.Get("/status", [this](const httplib::Request&, httplib::Response& res) {
+            res.set_content(status_json(node_).dump(2) + "\n", "application/json");
+        });
+        srv_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+            res.set_content(prometheus_text(node_), "text/plain; version=0.0.4");
+        });
+        srv_.Post("/snapshot", [this](const httplib::Request&, httplib::Response& res) {
+            auto f = node_.snapshot_now();
+            if (f.wait_for(std::chrono::minutes(5)) != std::future_status::ready)
+                return reply(res, craft::status::error("snapshot still running after 5 min"));
+            reply(res, f.get(), {{"snapshot_index", node_.status().snapshot_index}});
+        });
+        srv_.Post("/transfer-leader", [this](const httplib::Request& req, httplib::Response& res) {
+            node_id to = 0;
+            try {
+                to = std::stoull(req.get_param_value("to"));
+            } catch (const std::exception&) {
+                return reply(res, craft::status::error("missing or bad parameter 'to' (a node id)"),
+                             {}, 400);
+            }
+            auto f = node_.transfer_leadership(to);
+            f.wait();
+            reply(res, f.get(), {{"leader", node_.leader()}});
+        });
+    }
+    ~admin_http() { stop(); }
+
+    /// Binds and serves on a thread; throws naming the address when it cannot bind.
+    void start() {
+        if (!srv_.bind_to_port(host_.c_str(), port_))
+            throw std::runtime_error("cannot listen for HTTP on " + host_ + ":" +
+                                     std::to_string(port_));
+        thread_ = std::thread([this] { srv_.listen_after_bind(); });
+    }
+    void stop() {
+        srv_.stop();
+        if (thread_.joinable()) thread_.join();
+    }
+
+private:
+    static void reply(httplib::Response& res, const craft::status& st, nlohmann::json extra = {},
+                      int error_code = 409) {
+        nlohmann::json j = extra.is_object() ? std::move(extra) : nlohmann::json::object();
+        j["ok"] = st.ok();
+        if (!st.ok()) {
+            j["error"] = st.message();
+            res.status = error_code;
+        }
+        res.set_content(j.dump() + "\n", "application/json");
+    }
+
+    Node& node_;
+    std::string host_;
+    std::uint16_t port_;
+    httplib::Server srv_;
+    std::thread thread_;
+};
+
+}  // namespace craft::examples

@@ -1,0 +1,272 @@
+#pragma once
+// An asynchronous RESP2 server on standalone Asio: one I/O thread, any number of clients,
+// pipelined requests answered in order. A command's handler gets a `reply` function it may
+// call later from any thread (when the Raft node has an answer); the server never blocks on
+// it. Commands not answered within `command_timeout` get an error reply, so a client never
+// hangs. A client that disconnects mid-request leaves nothing behind: answers arriving for it
+// later are dropped.
+
+#include <asio.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "resp.hpp"
+
+namespace craft::examples::resp {
+
+class server {
+public:
+    /// Answers one command; call it exactly once (later calls are ignored).
+    using reply_fn = std::function<void(std::string)>;
+    using handler = std::function<void(std::vector<std::string>& args, reply_fn reply)>;
+    /// True for commands that change state. A client's pipelined commands run concurrently
+    /// while they are of one kind; a read after a write (or a write after a read) waits until
+    /// the earlier ones are answered, so each client sees its own writes in order, as with
+    /// Redis. Without it, every command may overlap.
+    using classifier = std::function<bool(const std::vector<std::string>& args)>;
+
+    struct options {
+        std::string host = "127.0.0.1";
+        std::uint16_t port = 6379;
+        resp::limits limits;
+        std::chrono::milliseconds command_timeout{5000};
+        std::size_t max_pipeline = 4096;  ///< Unanswered commands per client before reading pauses.
+    };
+
+    server(asio::io_context& io, options o, handler h, classifier is_write = {})
+        : io_(io),
+          opt_(std::move(o)),
+          handler_(std::move(h)),
+          is_write_(std::move(is_write)),
+          acceptor_(io),
+          sweep_(io) {}
+
+    /// Binds and starts accepting; throws std::system_error naming the address on failure.
+    void start() {
+        asio::ip::tcp::endpoint ep(asio::ip::make_address(opt_.host), opt_.port);
+        acceptor_.open(ep.protocol());
+        acceptor_.set_option(asio::ip::tcp::acceptor::reuse_address(true));
+        std::error_code ec;
+        acceptor_.bind(ep, ec);
+        if (ec)
+            throw std::system_error(
+                ec, "cannot listen for clients on " + opt_.host + ":" + std::to_string(opt_.port));
+        acceptor_.listen();
+        accept();
+        sweep();
+    }
+    /// Closes the listener and every client (call on the I/O thread, or after it stopped).
+    void stop() {
+        std::error_code ec;
+        acceptor_.close(ec);
+        sweep_.cancel();
+        for (auto& c : conns_) c->close();
+        conns_.clear();
+    }
+    [[nodiscard]] std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+
+private:
+    using clock = std::chrono::steady_clock;
+
+    struct slot {
+        std::string reply;
+        bool ready = false;
+        clock::time_point deadline;
+    };
+
+    class connection : public std::enable_shared_from_this<connection> {
+    public:
+        connection(server& s, asio::ip::tcp::socket sock)
+            : s_(s), sock_(std::move(sock)), parser_(s.opt_.limits) {}
+
+        void start() { pump(); }
+        [[nodiscard]] bool closed() const { return closed_; }
+        void close() {
+            closed_ = true;
+            std::error_code ec;
+            sock_.close(ec);
+        }
+
+        /// Fills slot `seq` (on the I/O thread), writes whatever is ready in order, and runs
+        /// what was held back.
+        void answer(std::uint64_t seq, std::string reply) {
+            if (closed_ || seq < first_seq_) return;
+            auto& sl = slots_[static_cast<std::size_t>(seq - first_seq_)];
+            if (sl.ready) return;  // timed out already
+            sl.reply = std::move(reply);
+            sl.ready = true;
+            --in_flight_;
+            flush();
+            pump();
+        }
+
+        /// Answers what is overdue with an error.
+        void expire(clock::time_point now) {
+            bool any = false;
+            for (auto& sl : slots_)
+                if (!sl.ready && sl.deadline <= now) {
+                    sl.reply = error(
+                        "TIMEOUT no answer from the cluster in time (the command "
+                        "may still take effect)");
+                    sl.ready = true;
+                    --in_flight_;
+                    any = true;
+                }
+            if (any) {
+                flush();
+                pump();
+            }
+        }
+
+    private:
+        /// Parses and runs what it can; reads more when nothing is held back.
+        void pump() {
+            while (!closed_ && !close_after_flush_) {
+                if (!held_) {
+                    if (slots_.size() >= s_.opt_.max_pipeline) break;  // back-pressure
+                    const auto r = parser_.next(args_);
+                    if (r == parser::result::need_more) break;
+                    if (r == parser::result::error) {
+                        // As Redis does: answer, then close (the stream cannot be resynced).
+                        push();
+                        slots_.back().reply = error("ERR " + parser_.error());
+                        slots_.back().ready = true;
+                        close_after_flush_ = true;
+                        flush();
+                        return;
+                    }
+                    held_ = std::move(args_);
+                    held_write_ = s_.is_write_ && s_.is_write_(*held_);
+                }
+                if (in_flight_ > 0 && held_write_ != writing_kind_) break;  // wait for those
+                writing_kind_ = held_write_;
+                auto args = std::move(*held_);
+                held_.reset();
+                run(args);
+            }
+            if (!closed_ && !reading_ && !held_ && !close_after_flush_ &&
+                slots_.size() < s_.opt_.max_pipeline)
+                read();
+        }
+
+        void run(std::vector<std::string>& args) {
+            const auto seq = push();
+            ++in_flight_;
+            std::weak_ptr<connection> weak = shared_from_this();
+            auto* io = &s_.io_;
+            bool once = false;
+            s_.handler_(args, [weak, io, seq, once](std::string reply) mutable {
+                if (once) return;
+                once = true;
+                asio::post(*io, [weak, seq, reply = std::move(reply)]() mutable {
+                    if (auto c = weak.lock()) c->answer(seq, std::move(reply));
+                });
+            });
+        }
+
+        void read() {
+            reading_ = true;
+            sock_.async_read_some(
+                asio::buffer(in_), [self = shared_from_this()](std::error_code ec, std::size_t n) {
+                    self->reading_ = false;
+                    if (ec) return self->close();  // gone: pending answers will be dropped
+                    self->parser_.feed(std::string_view(self->in_.data(), n));
+                    self->pump();
+                });
+        }
+
+        std::uint64_t push() {
+            slots_.push_back({{}, false, clock::now() + s_.opt_.command_timeout});
+            return first_seq_ + slots_.size() - 1;
+        }
+
+        void flush() {
+            while (!slots_.empty() && slots_.front().ready) {
+                out_ += slots_.front().reply;
+                slots_.pop_front();
+                ++first_seq_;
+            }
+            write();
+        }
+
+        void write() {
+            if (writing_ || closed_) return;
+            if (out_.empty()) {
+                if (close_after_flush_ && slots_.empty()) close();
+                return;
+            }
+            writing_ = true;
+            sending_.swap(out_);
+            out_.clear();
+            asio::async_write(sock_, asio::buffer(sending_),
+                              [self = shared_from_this()](std::error_code ec, std::size_t) {
+                                  self->writing_ = false;
+                                  if (ec) return self->close();
+                                  self->sending_.clear();
+                                  self->write();
+                              });
+        }
+
+        server& s_;
+        asio::ip::tcp::socket sock_;
+        parser parser_;
+        std::array<char, 64 << 10> in_{};
+        std::deque<slot> slots_;  // answers in request order
+        std::uint64_t first_seq_ = 0;
+        std::size_t in_flight_ = 0;  // run, not yet answered
+        std::vector<std::string> args_;
+        std::optional<std::vector<std::string>> held_;  // parsed, waiting for its turn
+        bool held_write_ = false, writing_kind_ = false;
+        std::string out_, sending_;
+        bool reading_ = false, writing_ = false, closed_ = false, close_after_flush_ = false;
+    };
+
+    void accept() {
+        acceptor_.async_accept([this](std::error_code ec, asio::ip::tcp::socket sock) {
+            if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+            if (!ec) {
+                std::error_code ignore;
+                sock.set_option(asio::ip::tcp::no_delay(true), ignore);
+                auto c = std::make_shared<connection>(*this, std::move(sock));
+                conns_.push_back(c);
+                c->start();
+            }
+            accept();
+        });
+    }
+
+    /// Every 100 ms: answer overdue commands, forget closed connections.
+    void sweep() {
+        sweep_.expires_after(std::chrono::milliseconds(100));
+        sweep_.async_wait([this](std::error_code ec) {
+            if (ec) return;
+            const auto now = clock::now();
+            std::erase_if(conns_, [&](const std::shared_ptr<connection>& c) {
+                if (c->closed()) return true;
+                c->expire(now);
+                return false;
+            });
+            sweep();
+        });
+    }
+
+    asio::io_context& io_;
+    options opt_;
+    handler handler_;
+    classifier is_write_;
+    asio::ip::tcp::acceptor acceptor_;
+    asio::steady_timer sweep_;
+    std::vector<std::shared_ptr<connection>> conns_;  // closed ones are swept
+};
+
+}  // namespace craft::examples::resp

@@ -1,0 +1,215 @@
+// craft-kv: a replicated key-value store that speaks the Redis protocol (RESP2).
+//
+//   craft-kv --id 1 --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003
+//            --data-dir /tmp/kv1 --client-port 6401 --http-port 8001   (one command line)
+//
+// Writes (SET, DEL, INCR, INCRBY, DECR, DECRBY, MSET) go through the Raft log; reads (GET,
+// EXISTS, MGET, DBSIZE) are linearizable (ReadIndex through the leader). Any node takes any
+// command: a follower forwards writes to the leader and asks it for the read point. The state
+// is an in-memory hash map, rebuilt at start from the newest snapshot plus the log (see
+// README.md for why).
+
+#include <cereal/types/string.hpp>
+#include <cereal/types/unordered_map.hpp>
+#include <cereal/types/vector.hpp>
+
+#include <cstdint>
+#include <set>
+#include <sstream>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "../common/service.hpp"
+
+namespace {
+
+using namespace craft;
+namespace resp = craft::examples::resp;
+
+/// A write, as it travels through the log.
+struct kv_command {
+    enum op : std::uint8_t { set, del, incrby, mset };
+    std::uint8_t code = set;
+    std::vector<std::string> args;  ///< set: key value; del: keys; incrby: key n; mset: k v...
+
+    template <class Ar>
+    void serialize(Ar& ar) {
+        ar(code, args);
+    }
+};
+
+using map_type = std::unordered_map<std::string, std::string>;
+
+/// Saves `data` as one file of the snapshot.
+status save_map(const map_type& data, snapshot_writer& w) {
+    std::ostringstream os(std::ios::binary);
+    {
+        cereal::PortableBinaryOutputArchive ar(os);
+        ar(data);
+    }
+    return w.add_file("data", os.str());
+}
+
+/// The state machine: apply returns each command's RESP reply, computed on every node (so a
+/// follower that forwarded a write answers its client from its own apply).
+struct kv_store {
+    map_type data;
+
+    std::vector<std::string> apply(std::span<const entry> batch) {
+        std::vector<std::string> out;
+        out.reserve(batch.size());
+        for (const auto& e : batch) out.push_back(apply_one(e));
+        return out;
+    }
+
+    std::string apply_one(const entry& e) {
+        auto c = decode<kv_command>(e);
+        if (!c) return resp::error("ERR undecodable command in the log");
+        auto& a = c->args;
+        switch (c->code) {
+        case kv_command::set:
+            if (a.size() != 2) break;
+            data.insert_or_assign(std::move(a[0]), std::move(a[1]));
+            return resp::ok();
+        case kv_command::del: {
+            long long n = 0;
+            for (const auto& k : a) n += static_cast<long long>(data.erase(k));
+            return resp::integer(n);
+        }
+        case kv_command::incrby: {
+            if (a.size() != 2) break;
+            const auto by = resp::to_int(a[1]);
+            auto it = data.find(a[0]);
+            const auto cur =
+                it == data.end() ? std::optional<long long>(0) : resp::to_int(it->second);
+            if (!by || !cur) return resp::error("ERR value is not an integer or out of range");
+            long long next = 0;
+            if (__builtin_add_overflow(*cur, *by, &next))
+                return resp::error("ERR increment or decrement would overflow");
+            data.insert_or_assign(a[0], std::to_string(next));
+            return resp::integer(next);
+        }
+        case kv_command::mset:
+            if (a.empty() || a.size() % 2) break;
+            for (std::size_t i = 0; i + 1 < a.size(); i += 2)
+                data.insert_or_assign(std::move(a[i]), std::move(a[i + 1]));
+            return resp::ok();
+        default: break;
+        }
+        return resp::error("ERR malformed command in the log");
+    }
+
+    status save_snapshot(snapshot_writer& w) const { return save_map(data, w); }
+    /// A copy of the map, saved while applying goes on.
+    auto prepare_snapshot() const {
+        return [copy = data](snapshot_writer& w) { return save_map(copy, w); };
+    }
+    status load_snapshot(snapshot_reader& r) {
+        auto bytes = r.read_file("data");
+        if (!bytes) return status::error("craft-kv: snapshot has no 'data' file");
+        try {
+            std::istringstream is(*bytes, std::ios::binary);
+            cereal::PortableBinaryInputArchive ar(is);
+            map_type m;
+            ar(m);
+            data = std::move(m);
+        } catch (const std::exception& e) {
+            return status::error(std::string("craft-kv: unreadable snapshot: ") + e.what());
+        }
+        return {};
+    }
+};
+
+using service = craft::examples::service<kv_store>;
+
+/// Answers one client command.
+void handle(service& svc, std::vector<std::string>& args, const service::reply_fn& reply) {
+    if (args.empty()) return reply(resp::error("ERR empty command"));
+    if (svc.common_command(args, reply)) return;
+    const auto cmd = resp::lower(args[0]);
+    const auto n = args.size();
+
+    auto write = [&](std::uint8_t code, std::size_t first) {
+        kv_command c{code,
+                     {std::make_move_iterator(args.begin() + static_cast<long>(first)),
+                      std::make_move_iterator(args.end())}};
+        svc.write(craft::encode(c), [&svc, reply](service::proposal_outcome o) {
+            reply(o.ok() ? std::move(o.value) : svc.failure_reply(o.error, o.not_applied));
+        });
+    };
+    auto read = [&](auto f) {
+        svc.read(std::move(f), [&svc, reply](outcome<std::string> o) {
+            reply(o.ok() ? std::move(o.value) : svc.failure_reply(o.error, true));
+        });
+    };
+
+    if (cmd == "set") {
+        if (n != 3) return reply(resp::error("ERR syntax error (SET key value; no options)"));
+        write(kv_command::set, 1);
+    } else if (cmd == "del") {
+        if (n < 2) return reply(service::arity(cmd));
+        write(kv_command::del, 1);
+    } else if (cmd == "incr" || cmd == "decr") {
+        if (n != 2) return reply(service::arity(cmd));
+        args.push_back(cmd == "incr" ? "1" : "-1");
+        write(kv_command::incrby, 1);
+    } else if (cmd == "incrby" || cmd == "decrby") {
+        if (n != 3) return reply(service::arity(cmd));
+        auto by = resp::to_int(args[2]);
+        if (!by || (cmd == "decrby" && *by == LLONG_MIN))
+            return reply(resp::error("ERR value is not an integer or out of range"));
+        if (cmd == "decrby") args[2] = std::to_string(-*by);
+        write(kv_command::incrby, 1);
+    } else if (cmd == "mset") {
+        if (n < 3 || n % 2 == 0) return reply(service::arity(cmd));
+        write(kv_command::mset, 1);
+    } else if (cmd == "get") {
+        if (n != 2) return reply(service::arity(cmd));
+        read([k = std::move(args[1])](const kv_store& s) {
+            auto it = s.data.find(k);
+            return it == s.data.end() ? resp::null_bulk() : resp::bulk(it->second);
+        });
+    } else if (cmd == "exists") {
+        if (n < 2) return reply(service::arity(cmd));
+        read([keys = std::vector<std::string>(args.begin() + 1, args.end())](const kv_store& s) {
+            long long c = 0;
+            for (const auto& k : keys) c += static_cast<long long>(s.data.count(k));
+            return resp::integer(c);
+        });
+    } else if (cmd == "mget") {
+        if (n < 2) return reply(service::arity(cmd));
+        read([keys = std::vector<std::string>(args.begin() + 1, args.end())](const kv_store& s) {
+            std::string r = resp::array_header(keys.size());
+            for (const auto& k : keys) {
+                auto it = s.data.find(k);
+                r += it == s.data.end() ? resp::null_bulk() : resp::bulk(it->second);
+            }
+            return r;
+        });
+    } else if (cmd == "dbsize") {
+        if (n != 1) return reply(service::arity(cmd));
+        read(
+            [](const kv_store& s) { return resp::integer(static_cast<long long>(s.data.size())); });
+    } else {
+        reply(service::unknown(args));
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"craft-kv: a replicated key-value store speaking the Redis protocol (RESP2)"};
+    craft::examples::service_flags flags;
+    craft::examples::add_service_flags(app, flags);
+    if (auto code = craft::examples::parse_flags(app, argc, argv, flags)) return *code;
+    kv_store store;
+    service svc(flags, store);
+    return svc.run([&svc](std::vector<std::string>& args,
+                          service::reply_fn reply) { handle(svc, args, reply); },
+                   [](const std::vector<std::string>& args) {
+                       static const std::set<std::string> writes = {
+                           "set", "del", "incr", "decr", "incrby", "decrby", "mset"};
+                       return !args.empty() && writes.count(resp::lower(args[0])) > 0;
+                   });
+}
