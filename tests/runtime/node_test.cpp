@@ -415,3 +415,54 @@ TEST_CASE("node: garbage on a node's port is refused, one line per connection; i
 }
 
 }  // TEST_SUITE
+
+#include <craft/testing/memory_log_store.hpp>
+#include <craft/testing/memory_snapshot_store.hpp>
+
+namespace {
+/// The README's example of swapping policies: memory stores under the real runtime and TCP.
+struct memory_policies : default_policies {
+    using log_store = craft::testing::memory_log_store;
+    using snapshot_store = craft::testing::memory_snapshot_store;
+    using logger = null_logger;
+};
+}  // namespace
+
+TEST_SUITE("runtime") {
+TEST_CASE("node: policies swapped at compile time: memory stores under the TCP runtime") {
+    using mnode = basic_node<counter, memory_policies>;
+    std::map<node_id, tcp_endpoint> peers;
+    for (node_id id = 1; id <= 3; ++id) peers[id] = {"127.0.0.1", test::free_port()};
+    test::temp_dir dir;
+    counter sms[4];
+    std::unique_ptr<mnode> nodes[4];
+    for (node_id id = 1; id <= 3; ++id) {
+        auto o = test::loopback_options(id, peers, dir.path);
+        o.snapshots.entries = 20;  // snapshots into the memory store, compaction of the memory log
+        o.snapshots.keep_entries = 5;
+        nodes[id] = std::make_unique<mnode>(o, sms[id]);
+        REQUIRE(nodes[id]->start().ok());
+    }
+    // Every node takes proposals (followers forward them).
+    int retries = 0;
+    for (int k = 0; k < 60; ++k) {
+        auto r = nodes[k % 3 + 1]->propose(shared_bytes("1")).get();
+        if (!r.ok()) {  // no leader yet: retry as a client would (for at most 20 s)
+            REQUIRE_MESSAGE(r.not_applied, r.error.message());
+            REQUIRE(++retries < 400);
+            std::this_thread::sleep_for(50ms);
+            --k;
+        }
+    }
+    for (node_id id = 1; id <= 3; ++id) {
+        auto r = nodes[id]->read([](const counter& c) { return c.total; }).get();
+        REQUIRE_MESSAGE(r.ok(), r.error.message());
+        CHECK(r.value == 60);
+        CHECK(eventually([&] { return nodes[id]->status().snapshot_index >= 20; }));
+    }
+    // The memory stores outlive stop(): a restarted node recovers from them.
+    nodes[1]->stop();
+    REQUIRE(nodes[1]->start().ok());
+    CHECK(nodes[1]->status().applied >= 60);
+}
+}
