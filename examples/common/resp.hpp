@@ -19,9 +19,10 @@ namespace craft::examples::resp {
 
 /// What one request may hold; anything larger is a protocol error (the connection closes).
 struct limits {
-    std::size_t max_bulk_bytes = 1 << 20;     ///< One argument.
-    std::size_t max_args = 1024 * 1024;       ///< Arguments in one request.
-    std::size_t max_inline_bytes = 64 << 10;  ///< An inline command's line.
+    std::size_t max_bulk_bytes = 1 << 20;      ///< One argument.
+    std::size_t max_args = 1024 * 1024;        ///< Arguments in one request.
+    std::size_t max_inline_bytes = 64 << 10;   ///< An inline command's line.
+    std::size_t max_request_bytes = 64 << 20;  ///< One whole request, all arguments together.
 };
 
 /// Parses requests from a byte stream fed in arbitrary pieces.
@@ -38,8 +39,8 @@ public:
     /// stream cannot be trusted after it).
     result next(std::vector<std::string>& args) {
         if (!error_.empty()) return result::error;
-        while (pos_ < buf_.size()) {
-            auto r = buf_[pos_] == '*' ? parse_array(args) : parse_inline(args);
+        while (pos_ < buf_.size() || (in_array_ && remaining_ == 0)) {
+            auto r = in_array_ || buf_[pos_] == '*' ? parse_array(args) : parse_inline(args);
             if (r == result::request && args.empty()) continue;  // an empty line: skip
             if (r != result::need_more) compact();
             return r;
@@ -79,25 +80,33 @@ private:
         return v;
     }
 
+    /// Parses an array of bulk strings. Progress is kept between calls (the header and each
+    /// complete argument are consumed as they arrive), so a request arriving in small pieces
+    /// costs linear time.
     result parse_array(std::vector<std::string>& args) {
-        std::size_t at = pos_, end = 0;
+        std::size_t end = 0;
         too_long_ = false;
-        auto head = line(at, end, 32);
-        if (!head) return too_long_ ? fail("array header too long") : result::need_more;
-        auto n = number(head->substr(1));
-        if (!n || *n < 0) return fail("invalid multibulk length");
-        if (static_cast<unsigned long long>(*n) > lim_.max_args)
-            return fail("too many arguments (" + std::to_string(*n) + ", at most " +
-                        std::to_string(lim_.max_args) + ")");
-        args.clear();
-        // Reserve from what has arrived, not from what the header claims.
-        args.reserve(std::min<std::size_t>(static_cast<std::size_t>(*n), (buf_.size() - at) / 4));
-        at = end;
-        for (long long i = 0; i < *n; ++i) {
-            if (at >= buf_.size()) return result::need_more;
-            if (buf_[at] != '$')
-                return fail(std::string("expected '$', got '") + printable(buf_[at]) + "'");
-            auto bh = line(at, end, 32);
+        if (!in_array_) {
+            auto head = line(pos_, end, 32);
+            if (!head) return too_long_ ? fail("array header too long") : result::need_more;
+            auto n = number(head->substr(1));
+            if (!n || *n < 0) return fail("invalid multibulk length");
+            if (static_cast<unsigned long long>(*n) > lim_.max_args)
+                return fail("too many arguments (" + std::to_string(*n) + ", at most " +
+                            std::to_string(lim_.max_args) + ")");
+            in_array_ = true;
+            remaining_ = static_cast<std::size_t>(*n);
+            request_bytes_ = 0;
+            cur_.clear();
+            // Reserve from what has arrived, not from what the header claims.
+            cur_.reserve(std::min(remaining_, (buf_.size() - end) / 4));
+            pos_ = end;
+        }
+        while (remaining_ > 0) {
+            if (pos_ >= buf_.size()) return result::need_more;
+            if (buf_[pos_] != '$')
+                return fail(std::string("expected '$', got '") + printable(buf_[pos_]) + "'");
+            auto bh = line(pos_, end, 32);
             if (!bh) return too_long_ ? fail("bulk header too long") : result::need_more;
             auto len = number(bh->substr(1));
             if (!len || *len < 0) return fail("invalid bulk length");
@@ -105,13 +114,20 @@ private:
                 return fail("bulk string of " + std::to_string(*len) + " bytes exceeds the " +
                             std::to_string(lim_.max_bulk_bytes) + "-byte limit");
             const auto size = static_cast<std::size_t>(*len);
+            if (request_bytes_ + size > lim_.max_request_bytes)
+                return fail("request exceeds the " + std::to_string(lim_.max_request_bytes) +
+                            "-byte limit");
             if (buf_.size() - end < size + 2) return result::need_more;
             if (buf_[end + size] != '\r' || buf_[end + size + 1] != '\n')
                 return fail("bulk string not followed by CRLF");
-            args.emplace_back(buf_, end, size);
-            at = end + size + 2;
+            cur_.emplace_back(buf_, end, size);
+            request_bytes_ += size;
+            pos_ = end + size + 2;
+            --remaining_;
         }
-        pos_ = at;
+        in_array_ = false;
+        args.swap(cur_);
+        cur_.clear();
         return result::request;
     }
 
@@ -149,6 +165,11 @@ private:
     std::size_t pos_ = 0;
     bool too_long_ = false;
     std::string error_;
+    // An array request in progress: arguments parsed so far, how many remain, their bytes.
+    bool in_array_ = false;
+    std::size_t remaining_ = 0;
+    std::size_t request_bytes_ = 0;
+    std::vector<std::string> cur_;
 };
 
 // ---- replies ------------------------------------------------------------------------------

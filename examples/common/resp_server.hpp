@@ -29,10 +29,11 @@ public:
     /// Answers one command; call it exactly once (later calls are ignored).
     using reply_fn = std::function<void(std::string)>;
     using handler = std::function<void(std::vector<std::string>& args, reply_fn reply)>;
-    /// True for commands that change state. A client's pipelined commands run concurrently
-    /// while they are of one kind; a read after a write (or a write after a read) waits until
-    /// the earlier ones are answered, so each client sees its own writes in order, as with
-    /// Redis. Without it, every command may overlap.
+    /// True for commands that change state. A client's pipelined reads run concurrently; a
+    /// write waits until everything before it is answered, and everything after a write waits
+    /// for it, so each client's commands take effect in the order it sent them (as with
+    /// Redis; a write retried while leadership moves cannot overtake a later one). Many
+    /// clients' writes still share each Raft batch. Without it, every command may overlap.
     using classifier = std::function<bool(const std::vector<std::string>& args)>;
 
     struct options {
@@ -41,6 +42,7 @@ public:
         resp::limits limits;
         std::chrono::milliseconds command_timeout{5000};
         std::size_t max_pipeline = 4096;  ///< Unanswered commands per client before reading pauses.
+        std::size_t max_output_bytes = 16 << 20;  ///< Unsent replies before reading pauses.
     };
 
     server(asio::io_context& io, options o, handler h, classifier is_write = {})
@@ -133,7 +135,7 @@ private:
         void pump() {
             while (!closed_ && !close_after_flush_) {
                 if (!held_) {
-                    if (slots_.size() >= s_.opt_.max_pipeline) break;  // back-pressure
+                    if (backlogged()) break;  // back-pressure: the client must read first
                     const auto r = parser_.next(args_);
                     if (r == parser::result::need_more) break;
                     if (r == parser::result::error) {
@@ -148,15 +150,23 @@ private:
                     held_ = std::move(args_);
                     held_write_ = s_.is_write_ && s_.is_write_(*held_);
                 }
-                if (in_flight_ > 0 && held_write_ != writing_kind_) break;  // wait for those
-                writing_kind_ = held_write_;
+                if (in_flight_ > 0 && (held_write_ || write_in_flight_)) break;  // its turn later
+                write_in_flight_ = held_write_;
                 auto args = std::move(*held_);
                 held_.reset();
                 run(args);
             }
-            if (!closed_ && !reading_ && !held_ && !close_after_flush_ &&
-                slots_.size() < s_.opt_.max_pipeline)
-                read();
+            if (closed_ || reading_ || held_ || close_after_flush_) return;
+            if (eof_) {
+                flush();  // closes once everything asked before the end is answered
+                return;
+            }
+            if (!backlogged()) read();
+        }
+
+        [[nodiscard]] bool backlogged() const {
+            return slots_.size() >= s_.opt_.max_pipeline ||
+                   out_.size() + sending_.size() > s_.opt_.max_output_bytes;
         }
 
         void run(std::vector<std::string>& args) {
@@ -179,6 +189,11 @@ private:
             sock_.async_read_some(
                 asio::buffer(in_), [self = shared_from_this()](std::error_code ec, std::size_t n) {
                     self->reading_ = false;
+                    if (ec == asio::error::eof) {
+                        // Half-closed: answer what was sent, then close.
+                        self->eof_ = true;
+                        return self->pump();
+                    }
                     if (ec) return self->close();  // gone: pending answers will be dropped
                     self->parser_.feed(std::string_view(self->in_.data(), n));
                     self->pump();
@@ -202,7 +217,7 @@ private:
         void write() {
             if (writing_ || closed_) return;
             if (out_.empty()) {
-                if (close_after_flush_ && slots_.empty()) close();
+                if ((close_after_flush_ || (eof_ && !held_)) && slots_.empty()) close();
                 return;
             }
             writing_ = true;
@@ -214,6 +229,7 @@ private:
                                   if (ec) return self->close();
                                   self->sending_.clear();
                                   self->write();
+                                  self->pump();  // reading may have waited for the client
                               });
         }
 
@@ -226,9 +242,10 @@ private:
         std::size_t in_flight_ = 0;  // run, not yet answered
         std::vector<std::string> args_;
         std::optional<std::vector<std::string>> held_;  // parsed, waiting for its turn
-        bool held_write_ = false, writing_kind_ = false;
+        bool held_write_ = false, write_in_flight_ = false;
         std::string out_, sending_;
         bool reading_ = false, writing_ = false, closed_ = false, close_after_flush_ = false;
+        bool eof_ = false;  // the client sent everything it will
     };
 
     void accept() {

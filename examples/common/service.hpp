@@ -237,6 +237,8 @@ public:
         so.port = flags_.client_port;
         so.limits.max_bulk_bytes = flags_.max_bulk_bytes;
         so.limits.max_args = flags_.max_args;
+        so.limits.max_request_bytes =
+            std::max<std::size_t>(so.limits.max_request_bytes, 2 * flags_.max_bulk_bytes);
         so.command_timeout = std::chrono::milliseconds(flags_.command_timeout_ms) +
                              std::chrono::milliseconds(500);  // our own retries end first
         resp::server clients(io_, so, std::move(handler), std::move(is_write));

@@ -109,6 +109,24 @@ TEST_CASE("resp: limits on argument size, argument count and inline length") {
     err.clear();
     parse_all("a b c d\r\n", 100, &err, l);
     CHECK(err.find("too many arguments") != std::string::npos);
+    // The whole request is bounded too, not only each argument.
+    err.clear();
+    l.max_request_bytes = 40;
+    parse_all("*3\r\n$16\r\n" + std::string(16, 'a') + "\r\n$16\r\n" + std::string(16, 'b') +
+                  "\r\n$16\r\n",
+              3, &err, l);
+    CHECK(err.find("request exceeds the 40-byte limit") != std::string::npos);
+}
+
+TEST_CASE("resp: a request arriving a byte at a time is parsed once (progress is kept)") {
+    // 20,000 arguments fed one byte at a time: quadratic re-parsing would take minutes.
+    std::string in = "*20000\r\n";
+    for (int i = 0; i < 20000; ++i) in += "$5\r\nabcde\r\n";
+    std::string err;
+    auto got = parse_all(in, 1, &err);
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].size() == 20000);
+    CHECK(err.empty());
 }
 
 TEST_CASE("resp: a huge declared count allocates nothing up front; errors are sticky") {

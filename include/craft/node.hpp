@@ -673,6 +673,8 @@ private:
         transfer_.reset();
         for (auto& p : snapshot_requests_) p->set_value(reason);
         snapshot_requests_.clear();
+        for (auto& p : requests_) p->set_value(reason);
+        requests_.clear();
         if constexpr (requires(StateMachine & m) { m.on_shutdown(); }) sm_.on_shutdown();
         log_jobs_.clear();
         apply_jobs_.clear();
@@ -691,7 +693,10 @@ private:
         xfer_.reset();
         raw_.reset();
         log_.reset();
-        running_ = false;
+        {
+            std::lock_guard l(inbox_mutex_);
+            running_ = false;
+        }
         publish_stopped();
     }
 
@@ -757,7 +762,29 @@ private:
         inbox_cv_.notify_one();
     }
 
+    /// Why the node stopped by itself (ok while it serves).
+    craft::status failure() const {
+        std::lock_guard l(state_mutex_);
+        return state_.failure;
+    }
+
+    /// Runs the core; if the node failed, what only the core thread holds fails now (a stop
+    /// leaves it to `stop()`).
     void core_loop() {
+        core_run();
+        const auto why = failure();
+        if (why.ok()) return;
+        const auto st = craft::status::error("craft: node failed: " + why.message());
+        for (auto& [ctx, f] : forwards_)
+            for (auto& cb : f.done) cb(refused(st.message()));
+        forwards_.clear();
+        for (auto& [ctx, r] : reads_in_core_) r.fail(st);
+        reads_in_core_.clear();
+        if (transfer_) transfer_->done->set_value(st);
+        transfer_.reset();
+    }
+
+    void core_run() {
         auto next_tick = clock::now() + opt_.tick;
         bool outstanding = false;
         while (true) {
@@ -840,6 +867,7 @@ private:
         ents.reserve(batch.size());
         for (auto& p : batch) {
             if (p.expected_term && *p.expected_term != r.term()) {
+                metrics_counters::add(metrics_.proposals_refused);
                 p.done(not_applied("craft: leadership changed: term is " +
                                        std::to_string(r.term()) + ", not " +
                                        std::to_string(*p.expected_term),
@@ -869,7 +897,7 @@ private:
 
     /// The apply thread completes `dones[k]` when it applies entry `first + k` of `term`.
     void await_entries(index_t first, term_t term, std::vector<callback> dones) {
-        std::vector<callback> replaced, late;
+        std::vector<callback> late;
         {
             std::lock_guard l(waiting_mutex_);
             index_t i = first;
@@ -881,16 +909,11 @@ private:
                     ++i;
                     continue;
                 }
-                // A slot still held by a proposal of an earlier term: that entry was
-                // overwritten.
-                if (auto it = waiting_.find(i); it != waiting_.end())
-                    replaced.push_back(std::move(it->second.done));
-                waiting_[i++] = {term, std::move(cb)};
+                // Another proposal may wait on this index with another term: which one holds
+                // is known only when the entry is applied.
+                waiting_.emplace(i++, waiting_proposal{term, std::move(cb)});
             }
         }
-        for (auto& cb : replaced)
-            cb(not_applied(
-                "craft: leadership changed; the entry was replaced (it may be retried)"));
         for (auto& cb : late)
             cb(
                 refused("craft: outcome unknown: the entry was applied before the leader's "
@@ -1194,16 +1217,36 @@ private:
 
     // ---- apply thread -------------------------------------------------------------------
 
-    /// Snapshots asked for with `snapshot_now()` (a failure to save has stopped the node).
-    void take_requested_snapshot(std::vector<status_promise>& requests) {
-        if (requests.empty()) return;
-        const auto st = maybe_snapshot(true);
-        for (auto& p : requests) p->set_value(st);
-        requests.clear();
+    /// Snapshots asked for with `snapshot_now()` (a failure to save stops the node).
+    void take_requested_snapshot() {
+        if (requests_.empty()) return;
+        auto why = failure();
+        const auto st = why.ok() ? maybe_snapshot(true)
+                                 : craft::status::error("craft: node failed: " + why.message());
+        for (auto& p : requests_) p->set_value(st);
+        requests_.clear();
     }
 
+    /// Runs the apply loop; if the node failed, what waits on this thread fails now.
     void apply_loop() {
-        std::vector<status_promise> requests;
+        apply_run();
+        const auto why = failure();
+        if (why.ok()) return;
+        const auto st = craft::status::error("craft: node failed: " + why.message());
+        {
+            std::lock_guard l(apply_mutex_);
+            for (auto& p : snapshot_requests_) requests_.push_back(std::move(p));
+            snapshot_requests_.clear();
+            for (auto& r : reads_handoff_) reads_waiting_apply_.push_back(std::move(r));
+            reads_handoff_.clear();
+        }
+        for (auto& p : requests_) p->set_value(st);
+        requests_.clear();
+        for (auto& r : reads_waiting_apply_) r.fail(st);
+        reads_waiting_apply_.clear();
+    }
+
+    void apply_run() {
         while (true) {
             apply_job job;
             {
@@ -1215,11 +1258,12 @@ private:
                 if (apply_stop_) return;
                 for (auto& r : reads_handoff_) reads_waiting_apply_.push_back(std::move(r));
                 reads_handoff_.clear();
-                requests.swap(snapshot_requests_);
+                for (auto& p : snapshot_requests_) requests_.push_back(std::move(p));
+                snapshot_requests_.clear();
                 if (apply_jobs_.empty()) {
                     l.unlock();
                     serve_reads();
-                    take_requested_snapshot(requests);
+                    take_requested_snapshot();
                     continue;
                 }
                 job = std::move(apply_jobs_.front());
@@ -1243,7 +1287,7 @@ private:
             apply_entries(job.committed);
             serve_reads();
             maybe_snapshot(false);  // a failure stops the node: the next wait returns
-            take_requested_snapshot(requests);
+            take_requested_snapshot();
         }
     }
 
@@ -1302,20 +1346,21 @@ private:
             std::size_t k = 0;
             for (const auto& e : ents) {
                 const bool is_user = e.type == entry_type::normal && !e.data.empty();
-                auto it = waiting_.find(e.index);
-                if (it != waiting_.end()) {
+                auto [it, end] = waiting_.equal_range(e.index);
+                while (it != end) {
                     proposal_outcome o;
                     o.index = e.index;
                     if (it->second.term != e.term) {
+                        // The committed entry at this index is another: ours never will be.
                         o.error = craft::status::error(
                             "craft: leadership changed; entry " + std::to_string(e.index) +
                             " holds another leader's command (it may be retried)");
                         o.not_applied = true;
                     } else if (is_user && k < results.size()) {
-                        o.value = std::move(results[k]);
+                        o.value = results[k];
                     }
                     done.emplace_back(std::move(it->second.done), std::move(o));
-                    waiting_.erase(it);
+                    it = waiting_.erase(it);
                 }
                 if (is_user) ++k;
             }
@@ -1441,6 +1486,7 @@ private:
     std::vector<pending_read> reads_handoff_;
     std::vector<status_promise> snapshot_requests_;
     bool apply_stop_ = false;
+    std::vector<status_promise> requests_;  // apply thread: snapshot requests taken
 
     // apply thread only (set at start, before the threads)
     std::vector<pending_read> reads_waiting_apply_;
@@ -1453,7 +1499,9 @@ private:
     node_id following_ = no_node;
 
     std::mutex waiting_mutex_;
-    std::map<index_t, waiting_proposal> waiting_;
+    // Several proposals may wait on one index (forwarded through leaders of different terms,
+    // or proposed again by a later leader); the one whose term the applied entry has wins.
+    std::multimap<index_t, waiting_proposal> waiting_;
 
     mutable std::mutex state_mutex_;
     node_state state_;
