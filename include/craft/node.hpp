@@ -827,6 +827,9 @@ private:
                 outstanding = false;
             }
             flush_transfer();
+            // Followers learn a new commit index now, not a tick later: a client waiting on a
+            // follower (a forwarded write) is answered as soon as the follower applies.
+            if (!in.messages.empty()) raw_->notify_commit();
             if (auto h = log_->health(); !h.ok()) return fail(h);
             if (!xfer_->error().ok()) return fail(xfer_->error());
             // A state machine far behind holds new batches back (bounded apply queue).

@@ -192,6 +192,32 @@ TEST_CASE("propose: a batch gets consecutive indexes in the leader's term") {
     CHECK(r.term == n[1].r().term());
 }
 
+TEST_CASE("commit notices: notify_commit tells followers at once instead of on the next tick") {
+    auto leader = replicating_leader(opts(1, {1, 2}));
+    std::vector<entry> b(1);
+    b[0].data = shared_bytes("x");
+    REQUIRE(leader->node->propose(std::move(b)).ok());
+    REQUIRE(of_type(leader->flush(), message_type::append).size() == 1);
+    auto ack = msg(message_type::append_response, 2, 1, 1);
+    ack.index = 2;
+    leader->node->step(ack);
+    const auto after_ack = leader->flush();
+    REQUIRE(leader->r().log().committed() == 2);
+    CHECK(of_type(after_ack, message_type::commit).empty());  // would wait for the next tick
+    leader->node->notify_commit();
+    const auto notices = of_type(leader->flush(), message_type::commit);
+    REQUIRE(notices.size() == 1);
+    CHECK(notices[0].to == 2);
+    CHECK(notices[0].commit == 2);
+    leader->node->notify_commit();
+    CHECK(leader->flush().empty());  // already told
+    // A follower has nothing to tell.
+    net n(3);
+    n.elect(1);
+    n[2].node->notify_commit();
+    CHECK(n[2].flush().empty());
+}
+
 // ---- batching and pipelining ----------------------------------------------------------------
 
 TEST_CASE("batching: an append carries many entries, bounded by count and by bytes") {

@@ -109,6 +109,13 @@ public:
         campaign(message_type::vote, true);
     }
 
+    /// On a leader: tells followers a newer commit index now (one-way notices) instead of
+    /// with the next append or tick. A runtime calls it after each batch of input so that
+    /// followers apply, and answer clients waiting there, without a tick's delay.
+    void notify_commit() {
+        if (role_ == role::leader) send_commit_notices();
+    }
+
     /// Handles a message from another node.
     void step(const message& m) {
         if (!well_formed(m)) return;  // never trust the network with our invariants

@@ -84,6 +84,8 @@ public:
     }
     errc read_index(std::uint64_t context) { return r_.read_index(context); }
     void report_unreachable(node_id peer) { r_.report_unreachable(peer); }
+    /// On a leader: sends followers the commit index now rather than on the next tick.
+    void notify_commit() { r_.notify_commit(); }
     void report_snapshot(node_id peer, bool ok) { r_.report_snapshot(peer, ok); }
 
     /// True when `ready()` has work (and no earlier batch awaits `advance()`).
