@@ -14,6 +14,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -166,6 +167,21 @@ public:
     void read(F f,
               std::function<void(outcome<std::invoke_result_t<F&, const StateMachine&>>)> done) {
         attempt_read(std::move(f), std::move(done), deadline());
+    }
+
+    /// Proposes `command` and answers the client with the state machine's reply (`apply`
+    /// returns the RESP reply of each command), or with why it failed.
+    void write_reply(shared_bytes command, reply_fn reply) {
+        write(std::move(command), [this, reply](proposal_outcome o) {
+            reply(o.ok() ? std::move(o.value) : failure_reply(o.error, o.not_applied));
+        });
+    }
+    /// Runs `f` (returning a RESP reply) as a linearizable read and answers the client.
+    template <class F>
+    void read_reply(F f, reply_fn reply) {
+        read(std::move(f), [this, reply](outcome<std::string> o) {
+            reply(o.ok() ? std::move(o.value) : failure_reply(o.error, true));
+        });
     }
 
     /// The error reply for a failed outcome: TRYAGAIN when the command surely did not take
@@ -338,5 +354,29 @@ private:
     asio::io_context io_;  // before node_: the node's late callbacks may post to it
     node_type node_;
 };
+
+/// The commands (lower case) that change state, as the RESP server's classifier.
+inline resp::server::classifier writes_are(std::set<std::string> names) {
+    return [names = std::move(names)](const std::vector<std::string>& args) {
+        return !args.empty() && names.count(resp::lower(args[0])) > 0;
+    };
+}
+
+/// The whole `main` of an example server: parses the flags, builds the state machine and
+/// the service, and answers each command with `handle(service, args, reply)` until SIGINT or
+/// SIGTERM.
+template <class StateMachine, class Handle>
+int serve(int argc, char** argv, const std::string& description, Handle handle,
+          resp::server::classifier is_write) {
+    CLI::App app{description};
+    service_flags flags;
+    add_service_flags(app, flags);
+    if (auto code = parse_flags(app, argc, argv, flags)) return *code;
+    StateMachine sm;
+    service<StateMachine> svc(flags, sm);
+    return svc.run([&svc, &handle](std::vector<std::string>& args,
+                                   resp::server::reply_fn reply) { handle(svc, args, reply); },
+                   std::move(is_write));
+}
 
 }  // namespace craft::examples

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "../common/service.hpp"
+#include "../common/snapshot_file.hpp"
 
 namespace {
 
@@ -60,26 +61,10 @@ struct counters {
         return out;
     }
     status save_snapshot(snapshot_writer& w) const {
-        std::ostringstream os(std::ios::binary);
-        {
-            cereal::PortableBinaryOutputArchive ar(os);
-            ar(values);
-        }
-        return w.add_file("counters", os.str());
+        return craft::examples::save_file(w, "counters", values);
     }
     status load_snapshot(snapshot_reader& r) {
-        auto bytes = r.read_file("counters");
-        if (!bytes) return status::error("craft-counter: snapshot has no 'counters' file");
-        try {
-            std::istringstream is(*bytes, std::ios::binary);
-            cereal::PortableBinaryInputArchive ar(is);
-            std::map<std::string, long long> m;
-            ar(m);
-            values = std::move(m);
-        } catch (const std::exception& e) {
-            return status::error(std::string("craft-counter: unreadable snapshot: ") + e.what());
-        }
-        return {};
+        return craft::examples::load_file(r, "counters", values);
     }
 };
 
@@ -96,21 +81,16 @@ void handle(service& svc, std::vector<std::string>& args, const service::reply_f
         if (!delta || *delta == LLONG_MIN)
             return reply(resp::error("ERR value is not an integer or out of range"));
         const long long d = cmd.starts_with("decr") ? -*delta : *delta;
-        svc.write(
-            craft::encode(add{std::move(args[1]), d}), [&svc, reply](service::proposal_outcome o) {
-                reply(o.ok() ? std::move(o.value) : svc.failure_reply(o.error, o.not_applied));
-            });
+        svc.write_reply(craft::encode(add{std::move(args[1]), d}), reply);
     } else if (cmd == "get") {
         if (args.size() != 2) return reply(service::arity(cmd));
-        svc.read(
+        svc.read_reply(
             [k = std::move(args[1])](const counters& c) {
                 auto it = c.values.find(k);
                 return it == c.values.end() ? resp::null_bulk()
                                             : resp::bulk(std::to_string(it->second));
             },
-            [&svc, reply](outcome<std::string> o) {
-                reply(o.ok() ? std::move(o.value) : svc.failure_reply(o.error, true));
-            });
+            reply);
     } else {
         reply(service::unknown(args));
     }
@@ -119,17 +99,7 @@ void handle(service& svc, std::vector<std::string>& args, const service::reply_f
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"craft-counter: replicated counters over the Redis protocol (RESP2)"};
-    craft::examples::service_flags flags;
-    craft::examples::add_service_flags(app, flags);
-    if (auto code = craft::examples::parse_flags(app, argc, argv, flags)) return *code;
-    counters state;
-    service svc(flags, state);
-    return svc.run([&svc](std::vector<std::string>& args,
-                          service::reply_fn reply) { handle(svc, args, reply); },
-                   [](const std::vector<std::string>& args) {
-                       if (args.empty()) return false;
-                       const auto c = resp::lower(args[0]);
-                       return c == "incr" || c == "decr" || c == "incrby" || c == "decrby";
-                   });
+    return craft::examples::serve<counters>(
+        argc, argv, "craft-counter: replicated counters over the Redis protocol (RESP2)", handle,
+        craft::examples::writes_are({"incr", "decr", "incrby", "decrby"}));
 }

@@ -14,13 +14,13 @@
 #include <cereal/types/vector.hpp>
 
 #include <cstdint>
-#include <set>
 #include <sstream>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "../common/service.hpp"
+#include "../common/snapshot_file.hpp"
 
 namespace {
 
@@ -40,16 +40,6 @@ struct kv_command {
 };
 
 using map_type = std::unordered_map<std::string, std::string>;
-
-/// Saves `data` as one file of the snapshot.
-status save_map(const map_type& data, snapshot_writer& w) {
-    std::ostringstream os(std::ios::binary);
-    {
-        cereal::PortableBinaryOutputArchive ar(os);
-        ar(data);
-    }
-    return w.add_file("data", os.str());
-}
 
 /// The state machine: apply returns each command's RESP reply, computed on every node (so a
 /// follower that forwarded a write answers its client from its own apply).
@@ -100,25 +90,16 @@ struct kv_store {
         return resp::error("ERR malformed command in the log");
     }
 
-    status save_snapshot(snapshot_writer& w) const { return save_map(data, w); }
+    status save_snapshot(snapshot_writer& w) const {
+        return craft::examples::save_file(w, "data", data);
+    }
     /// A copy of the map, saved while applying goes on.
     auto prepare_snapshot() const {
-        return [copy = data](snapshot_writer& w) { return save_map(copy, w); };
+        return [copy = data](snapshot_writer& w) {
+            return craft::examples::save_file(w, "data", copy);
+        };
     }
-    status load_snapshot(snapshot_reader& r) {
-        auto bytes = r.read_file("data");
-        if (!bytes) return status::error("craft-kv: snapshot has no 'data' file");
-        try {
-            std::istringstream is(*bytes, std::ios::binary);
-            cereal::PortableBinaryInputArchive ar(is);
-            map_type m;
-            ar(m);
-            data = std::move(m);
-        } catch (const std::exception& e) {
-            return status::error(std::string("craft-kv: unreadable snapshot: ") + e.what());
-        }
-        return {};
-    }
+    status load_snapshot(snapshot_reader& r) { return craft::examples::load_file(r, "data", data); }
 };
 
 using service = craft::examples::service<kv_store>;
@@ -134,15 +115,9 @@ void handle(service& svc, std::vector<std::string>& args, const service::reply_f
         kv_command c{code,
                      {std::make_move_iterator(args.begin() + static_cast<long>(first)),
                       std::make_move_iterator(args.end())}};
-        svc.write(craft::encode(c), [&svc, reply](service::proposal_outcome o) {
-            reply(o.ok() ? std::move(o.value) : svc.failure_reply(o.error, o.not_applied));
-        });
+        svc.write_reply(craft::encode(c), reply);
     };
-    auto read = [&](auto f) {
-        svc.read(std::move(f), [&svc, reply](outcome<std::string> o) {
-            reply(o.ok() ? std::move(o.value) : svc.failure_reply(o.error, true));
-        });
-    };
+    auto read = [&](auto f) { svc.read_reply(std::move(f), reply); };
 
     if (cmd == "set") {
         if (n != 3) return reply(resp::error("ERR syntax error (SET key value; no options)"));
@@ -199,17 +174,8 @@ void handle(service& svc, std::vector<std::string>& args, const service::reply_f
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"craft-kv: a replicated key-value store speaking the Redis protocol (RESP2)"};
-    craft::examples::service_flags flags;
-    craft::examples::add_service_flags(app, flags);
-    if (auto code = craft::examples::parse_flags(app, argc, argv, flags)) return *code;
-    kv_store store;
-    service svc(flags, store);
-    return svc.run([&svc](std::vector<std::string>& args,
-                          service::reply_fn reply) { handle(svc, args, reply); },
-                   [](const std::vector<std::string>& args) {
-                       static const std::set<std::string> writes = {
-                           "set", "del", "incr", "decr", "incrby", "decrby", "mset"};
-                       return !args.empty() && writes.count(resp::lower(args[0])) > 0;
-                   });
+    return craft::examples::serve<kv_store>(
+        argc, argv, "craft-kv: a replicated key-value store speaking the Redis protocol (RESP2)",
+        handle,
+        craft::examples::writes_are({"set", "del", "incr", "decr", "incrby", "decrby", "mset"}));
 }
