@@ -786,6 +786,9 @@ private:
 
     void core_run() {
         auto next_tick = clock::now() + opt_.tick;
+        auto next_publish = clock::now();
+        core::soft_state shown;
+        term_t shown_term = 0;
         bool outstanding = false;
         while (true) {
             inbox in;
@@ -837,7 +840,16 @@ private:
                 begin_ready();
                 outstanding = true;
             }
-            publish();
+            // What status() shows: at once when role, leader or term changed, else at most
+            // once a tick (building it copies the configuration and every follower's progress).
+            const auto& r = raw_->raft_state();
+            if (now >= next_publish || r.role() != shown.role || r.leader() != shown.leader ||
+                r.term() != shown_term) {
+                publish();
+                shown = {r.leader(), r.role()};
+                shown_term = r.term();
+                next_publish = now + opt_.tick;
+            }
         }
     }
 
