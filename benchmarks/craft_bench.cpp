@@ -192,6 +192,22 @@ int run(const bench_options& b) {
     r.p99 = percentile(all, 0.99);
     r.p999 = percentile(all, 0.999);
     r.max = all.empty() ? 0 : *std::max_element(all.begin(), all.end());
+    // What each node did over the whole run (warm-up included): how well it batched.
+    nlohmann::json per_node = nlohmann::json::array();
+    for (int i = 1; i <= b.nodes; ++i) {
+        const auto m = nodes[static_cast<std::size_t>(i)]->metrics();
+        const auto& w = m.log_write_latency;
+        per_node.push_back(
+            {{"id", i},
+             {"leader", nodes[static_cast<std::size_t>(i)]->is_leader()},
+             {"entries_applied", m.entries_applied},
+             {"log_writes", m.log_writes},
+             {"entries_per_write",
+              m.log_writes ? static_cast<double>(m.entries_applied) / m.log_writes : 0.0},
+             {"write_mean_us", w.count ? static_cast<double>(w.sum_us) / w.count : 0.0},
+             {"messages_sent", m.messages_sent},
+             {"messages_received", m.messages_received}});
+    }
     for (auto& n : nodes)
         if (n) n->stop();
     std::error_code ec;
@@ -200,11 +216,12 @@ int run(const bench_options& b) {
     const double ops_per_sec = static_cast<double>(r.ops) / r.seconds;
     if (b.json) {
         nlohmann::json j = {
-            {"nodes", b.nodes}, {"clients", b.clients}, {"payload", b.payload},
-            {"log", b.log},     {"sync", !b.no_sync},   {"seconds", r.seconds},
-            {"ops", r.ops},     {"failed", r.failed},   {"ops_per_sec", ops_per_sec},
-            {"p50_us", r.p50},  {"p99_us", r.p99},      {"p999_us", r.p999},
-            {"max_us", r.max},  {"cpu_seconds", r.cpu}, {"max_rss_mb", r.rss_mb}};
+            {"nodes", b.nodes},    {"clients", b.clients}, {"payload", b.payload},
+            {"log", b.log},        {"sync", !b.no_sync},   {"seconds", r.seconds},
+            {"ops", r.ops},        {"failed", r.failed},   {"ops_per_sec", ops_per_sec},
+            {"p50_us", r.p50},     {"p99_us", r.p99},      {"p999_us", r.p999},
+            {"max_us", r.max},     {"cpu_seconds", r.cpu}, {"max_rss_mb", r.rss_mb},
+            {"per_node", per_node}};
         std::cout << j.dump() << "\n";
     } else {
         std::printf(
@@ -215,6 +232,13 @@ int run(const bench_options& b) {
         std::printf("%12.0f %10llu %9.0f %9.0f %9.0f %9.0f %8.1f %8.0f\n", ops_per_sec,
                     static_cast<unsigned long long>(r.failed), r.p50, r.p99, r.p999, r.max, r.cpu,
                     r.rss_mb);
+        for (const auto& n : per_node)
+            std::printf(
+                "  node %d%s: %.1f entries per log write, write+sync mean %.0f us, "
+                "%llu messages sent\n",
+                n["id"].get<int>(), n["leader"].get<bool>() ? " (leader)" : "",
+                n["entries_per_write"].get<double>(), n["write_mean_us"].get<double>(),
+                n["messages_sent"].get<unsigned long long>());
     }
     return 0;
 }

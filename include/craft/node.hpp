@@ -310,6 +310,8 @@ public:
             return craft::status::error("craft: " + *why);
         }
         raw_ = std::make_unique<core::raw_node<log_type>>(co, *log_);
+        written_hard_ = raw_->status().hard;
+        unwritten_hard_.reset();
         detail::snapshot_transfer_options xo;
         xo.chunk_bytes = opt_.snapshots.chunk_bytes;
         xfer_ =
@@ -678,6 +680,14 @@ private:
         if constexpr (requires(StateMachine & m) { m.on_shutdown(); }) sm_.on_shutdown();
         log_jobs_.clear();
         apply_jobs_.clear();
+        // A clean stop records the newest commit index, so a restart replays all it can.
+        if (unwritten_hard_ && failure().ok() && log_) {
+            log_write w;
+            w.hard = &*unwritten_hard_;
+            if (auto st = log_->write(w); !st)
+                log(log_level::warn, "could not record the commit index at stop: " + st.message());
+        }
+        unwritten_hard_.reset();
         log_stop_ = apply_stop_ = false;
         {
             std::lock_guard l(traffic_mutex_);
@@ -836,10 +846,10 @@ private:
             if (auto h = log_->health(); !h.ok()) return fail(h);
             if (!xfer_->error().ok()) return fail(xfer_->error());
             // A state machine far behind holds new batches back (bounded apply queue).
-            if (!outstanding && apply_backlog_ < max_apply_backlog && raw_->has_ready()) {
-                begin_ready();
-                outstanding = true;
-            }
+            if (!outstanding && apply_backlog_ < max_apply_backlog && raw_->has_ready())
+                outstanding = begin_ready();
+            else if (outstanding)  // replicate new entries while our own batch is written
+                for (auto& m : raw_->take_early_messages()) send(std::move(m));
             // What status() shows: at once when role, leader or term changed, else at most
             // once a tick (building it copies the configuration and every follower's progress).
             const auto& r = raw_->raft_state();
@@ -1122,7 +1132,9 @@ private:
         }
     }
 
-    void begin_ready() {
+    /// Takes the core's next batch: sends what goes now and hands what must be written to
+    /// the log thread (true), or, when nothing must be written, finishes it here (false).
+    bool begin_ready() {
         core::ready rd = raw_->get_ready();
         if (rd.soft && rd.soft->role != core::role::leader) xfer_->stop_sending();
         if (rd.soft) {
@@ -1134,11 +1146,31 @@ private:
         metrics_counters::add(metrics_.entries_committed, rd.committed.size());
         for (auto& m : rd.messages) send(std::move(m));
         rd.messages.clear();
+        // The commit index is volatile Raft state: a batch that only moves it is not written
+        // (or waited for) now; the newest hard state rides with the next write (etcd's
+        // MustSync, likewise, does not sync for a commit alone). A lower stored commit only
+        // means a restart replays less and learns the rest from the leader. Not so for a state
+        // machine with its own durable data: what it applied must never pass the stored commit.
+        if constexpr (!has_last_applied<StateMachine>) {
+            if (rd.hard && rd.hard->term == written_hard_.term &&
+                rd.hard->vote == written_hard_.vote) {
+                unwritten_hard_ = *rd.hard;
+                rd.hard.reset();
+            }
+        }
+        if (!rd.must_sync()) {
+            finish_ready(std::move(rd));
+            return false;
+        }
+        if (!rd.hard && unwritten_hard_) rd.hard = unwritten_hard_;
+        if (rd.hard) written_hard_ = *rd.hard;
+        unwritten_hard_.reset();
         {
             std::lock_guard l(log_mutex_);
             log_jobs_.push_back(std::move(rd));
             log_cv_.notify_one();
         }
+        return true;
     }
 
     /// The log thread made `rd` durable: answer, apply, advance.
@@ -1486,6 +1518,9 @@ private:
     std::uint64_t forward_seq_ = 0;
     std::optional<transfer> transfer_;
     node_id last_leader_ = no_node;
+    hard_state written_hard_;                   ///< The newest hard state handed to the log.
+    std::optional<hard_state> unwritten_hard_;  ///< A newer commit index not written yet.
+
     std::vector<pending_read> job_reads_;
     std::uint64_t read_seq_ = 0;
     std::atomic<bool> snapshot_wanted_{false};

@@ -218,6 +218,36 @@ TEST_CASE("commit notices: notify_commit tells followers at once instead of on t
     CHECK(n[2].flush().empty());
 }
 
+TEST_CASE("early messages: a leader replicates while its batch is written, a follower waits") {
+    net n(3);
+    n.elect(1);
+    auto& leader = *n[1].node;
+    n.propose(1, "a");
+    auto rd = leader.get_ready();  // being written: no ready until advance()
+    REQUIRE(rd.entries.size() == 1);
+    CHECK(of_type(rd.messages, message_type::append).size() == 2);
+    n.propose(1, "b");
+    CHECK_FALSE(leader.has_ready());
+    const auto early = leader.take_early_messages();  // "b" goes out during the write of "a"
+    REQUIRE(of_type(early, message_type::append).size() == 2);
+    for (const auto& m : early) {
+        CHECK(m.type == message_type::append);
+        REQUIRE(m.entries.size() == 1);
+        CHECK(m.entries[0].data.str() == "b");
+    }
+    CHECK(leader.take_early_messages().empty());
+    // A follower's acknowledgement is never early: it waits until its batch is durable.
+    auto& follower = *n[2].node;
+    for (const auto* batch : {&std::as_const(rd.messages), &early})
+        for (const auto& m : *batch)
+            if (m.to == 2) follower.step(m);
+    CHECK(follower.take_early_messages().empty());
+    auto frd = follower.get_ready();
+    CHECK(frd.entries.size() == 2);
+    CHECK(frd.messages.empty());
+    CHECK(of_type(frd.messages_after_persist, message_type::append_response).size() == 2);
+}
+
 // ---- batching and pipelining ----------------------------------------------------------------
 
 TEST_CASE("batching: an append carries many entries, bounded by count and by bytes") {

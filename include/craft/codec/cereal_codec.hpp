@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <istream>
+#include <memory>
 #include <optional>
 #include <ostream>
 #include <sstream>
@@ -30,27 +31,41 @@ struct cereal_codec {
 
     /// The bytes of `m`.
     static std::string encode(const message& m) {
-        std::ostringstream os(std::ios::binary);
-        {
-            cereal::PortableBinaryOutputArchive ar(os);
-            ar(static_cast<std::uint8_t>(m.type), m.from, m.to, m.term, m.log_term, m.index,
-               m.commit, m.reject_hint, static_cast<std::uint8_t>(m.reject), m.context);
-            ar(static_cast<std::uint64_t>(m.entries.size()));
-            for (const auto& e : m.entries) {
-                ar(e.term, e.index, static_cast<std::uint8_t>(e.type));
-                put_bytes(ar, e.data);
-            }
-            ar(m.snap.index, m.snap.term);
-            put_conf(ar, m.snap.conf);
-            ar(m.snap_offset, static_cast<std::uint8_t>(m.snap_partial));
-            put_bytes(ar, m.snap_data);
-        }
-        return std::move(os).str();
+        std::string out;
+        encode_to(out, m);
+        return out;
     }
 
-    /// The message in `bytes`, or `std::nullopt` with `why` saying what is wrong.
+    /// Appends the bytes of `m` to `out` (no intermediate buffer: a transport encodes a whole
+    /// batch of frames into one output buffer).
+    static void encode_to(std::string& out, const message& m) {
+        append_buf buf(out);
+        std::ostream os(&buf);
+        cereal::PortableBinaryOutputArchive ar(os);
+        ar(static_cast<std::uint8_t>(m.type), m.from, m.to, m.term, m.log_term, m.index, m.commit,
+           m.reject_hint, static_cast<std::uint8_t>(m.reject), m.context);
+        ar(static_cast<std::uint64_t>(m.entries.size()));
+        for (const auto& e : m.entries) {
+            ar(e.term, e.index, static_cast<std::uint8_t>(e.type));
+            put_bytes(ar, e.data);
+        }
+        ar(m.snap.index, m.snap.term);
+        put_conf(ar, m.snap.conf);
+        ar(m.snap_offset, static_cast<std::uint8_t>(m.snap_partial));
+        put_bytes(ar, m.snap_data);
+    }
+
+    /// The message in `bytes` (copied once into a buffer the decoded payloads share), or
+    /// `std::nullopt` with `why` saying what is wrong.
     static std::optional<message> decode(std::string_view bytes, std::string* why = nullptr) {
-        view_buf buf(bytes);
+        return decode(std::make_shared<const std::string>(bytes), why);
+    }
+
+    /// The message in `*frame`, or `std::nullopt` with `why` saying what is wrong. Entry
+    /// payloads are not copied: they share `frame`, which lives as long as any of them.
+    static std::optional<message> decode(std::shared_ptr<const std::string> frame,
+                                         std::string* why = nullptr) {
+        view_buf buf(*frame);
         std::istream is(&buf);
         message m;
         try {
@@ -72,7 +87,7 @@ struct cereal_codec {
                 if (et > static_cast<std::uint8_t>(entry_type::configuration))
                     return fail(why, "unknown entry type " + std::to_string(et));
                 e.type = static_cast<entry_type>(et);
-                e.data = get_bytes(ar, buf);
+                e.data = get_bytes(ar, buf, frame);
                 m.entries.push_back(std::move(e));
             }
             ar(m.snap.index, m.snap.term);
@@ -80,7 +95,7 @@ struct cereal_codec {
             ar(m.snap_offset, partial);
             if (partial > 1) return fail(why, "bad snap_partial flag " + std::to_string(partial));
             m.snap_partial = partial != 0;
-            m.snap_data = get_bytes(ar, buf);
+            m.snap_data = get_bytes(ar, buf, frame);
         } catch (const std::exception& e) {
             return fail(why, std::string("truncated or malformed message: ") + e.what());
         }
@@ -99,6 +114,26 @@ private:
         [[nodiscard]] std::size_t remaining() const {
             return static_cast<std::size_t>(egptr() - gptr());
         }
+        /// The next `n` bytes (at most `remaining()`), skipped over.
+        const char* take(std::size_t n) {
+            char* p = gptr();
+            setg(eback(), p + n, egptr());
+            return p;
+        }
+    };
+    /// A stream buffer that appends to a string.
+    struct append_buf : std::streambuf {
+        explicit append_buf(std::string& s) : out(s) {}
+        std::streamsize xsputn(const char* p, std::streamsize n) override {
+            out.append(p, static_cast<std::size_t>(n));
+            return n;
+        }
+        int_type overflow(int_type c) override {
+            if (!traits_type::eq_int_type(c, traits_type::eof()))
+                out.push_back(traits_type::to_char_type(c));
+            return traits_type::not_eof(c);
+        }
+        std::string& out;
     };
 
     static std::optional<message> fail(std::string* why, std::string what) {
@@ -122,13 +157,14 @@ private:
                                     " exceeds the message");
         return n;
     }
+    /// A payload: a view into the frame that shares its ownership.
     template <class Ar>
-    static shared_bytes get_bytes(Ar& ar, const view_buf& buf) {
+    static shared_bytes get_bytes(Ar& ar, view_buf& buf,
+                                  const std::shared_ptr<const std::string>& frame) {
         const std::uint64_t n = get_count(ar, buf, 1, "payload byte");
         if (n == 0) return {};
-        std::string s(n, '\0');
-        ar(cereal::binary_data(s.data(), n));
-        return shared_bytes(std::string_view(s));
+        const auto* p = reinterpret_cast<const std::byte*>(buf.take(n));
+        return shared_bytes(std::shared_ptr<const std::byte[]>(frame, p), n);
     }
     template <class Ar>
     static void put_conf(Ar& ar, const configuration& c) {

@@ -87,6 +87,10 @@ public:
     /// On a leader: sends followers the commit index now rather than on the next tick.
     void notify_commit() { r_.notify_commit(); }
     void report_snapshot(node_id peer, bool ok) { r_.report_snapshot(peer, ok); }
+    /// The messages that may go out at once (a leader's replication traffic, never votes or
+    /// acknowledgements), also while a batch awaits `advance()`: a runtime sends them while
+    /// the batch is written, so a leader replicates new entries during its own sync.
+    std::vector<message> take_early_messages() { return r_.take_messages(); }
 
     /// True when `ready()` has work (and no earlier batch awaits `advance()`).
     [[nodiscard]] bool has_ready() const {

@@ -42,6 +42,10 @@ public:
             data_ = std::move(p);
         }
     }
+    /// Shares `size` bytes at `owner.get()` with `owner` (no copy): a view into a larger
+    /// buffer, such as a received frame, that lives as long as any view of it.
+    shared_bytes(std::shared_ptr<const std::byte[]> owner, std::size_t size) noexcept
+        : data_(size != 0 ? std::move(owner) : nullptr), size_(size) {}
     /// Copies the characters of `text` once into a new shared buffer.
     explicit shared_bytes(std::string_view text)
         : shared_bytes(std::as_bytes(std::span<const char>(text.data(), text.size()))) {}

@@ -526,6 +526,12 @@ private:
                     finish_write(*n);
                     progress = true;
                 }
+                // As the runtime does: a leader's replication traffic goes out while it writes.
+                if (n->up && n->writing)
+                    for (auto& m : n->raft->take_early_messages()) {
+                        send(*n, std::move(m));
+                        progress = true;
+                    }
                 if (n->up && !n->writing && n->raft->has_ready()) {
                     begin_write(*n);
                     progress = true;

@@ -267,6 +267,17 @@ private:
         put_u32(out, detail::crc32c(std::as_bytes(std::span(payload.data(), payload.size()))));
         out.append(payload);
     }
+    /// Appends `m` as a frame, encoded in place (the header is filled in after the payload).
+    static void put_message_frame(std::string& out, const message& m) {
+        const std::size_t at = out.size();
+        out.append(8, '\0');
+        cereal_codec::encode_to(out, m);
+        const std::string_view payload(out.data() + at + 8, out.size() - at - 8);
+        std::string header;  // 8 bytes: no allocation
+        put_u32(header, static_cast<std::uint32_t>(payload.size()));
+        put_u32(header, detail::crc32c(std::as_bytes(std::span(payload.data(), payload.size()))));
+        out.replace(at, 8, header);
+    }
     static std::size_t approx_size(const message& m) {
         std::size_t n = 96 + m.snap_data.size();
         for (const auto& e : m.entries) n += 24 + e.data.size();
@@ -356,7 +367,7 @@ private:
         }
         if (batch.empty()) return;
         p.out.clear();
-        for (const auto& m : batch) put_frame(p.out, cereal_codec::encode(m));
+        for (const auto& m : batch) put_message_frame(p.out, m);
         msgs_sent_.fetch_add(batch.size(), std::memory_order_relaxed);
         bytes_sent_.fetch_add(p.out.size(), std::memory_order_relaxed);
         write(p);
@@ -469,15 +480,19 @@ private:
             c->deadline.cancel();
             return read_header(c);
         }
+        const std::size_t frame_bytes = c->payload.size() + sizeof(c->header);
         std::string why;
-        auto m = cereal_codec::decode(c->payload, &why);
+        // The decoded payloads share the frame's buffer: it moves out, unread and uncopied.
+        auto m =
+            cereal_codec::decode(std::make_shared<const std::string>(std::move(c->payload)), &why);
+        c->payload = {};
         if (!m) return refuse(c, "undecodable message: " + why);
         if (m->from != c->from || m->to != opt_.id)
             return refuse(c, "message from " + std::to_string(m->from) + " to " +
                                  std::to_string(m->to) + " on the connection of node " +
                                  std::to_string(c->from));
         msgs_received_.fetch_add(1, std::memory_order_relaxed);
-        bytes_received_.fetch_add(c->payload.size() + sizeof(c->header), std::memory_order_relaxed);
+        bytes_received_.fetch_add(frame_bytes, std::memory_order_relaxed);
         if (handler_) handler_(std::move(*m));
         read_header(c);
     }
