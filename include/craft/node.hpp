@@ -848,8 +848,10 @@ private:
             // A state machine far behind holds new batches back (bounded apply queue).
             if (!outstanding && apply_backlog_ < max_apply_backlog && raw_->has_ready())
                 outstanding = begin_ready();
-            else if (outstanding)  // replicate new entries while our own batch is written
-                for (auto& m : raw_->take_early_messages()) send(std::move(m));
+            else if (outstanding) {  // while our own batch is written:
+                for (auto& m : raw_->take_early_messages()) send(std::move(m));  // replicate
+                apply_durable_committed();
+            }
             // What status() shows: at once when role, leader or term changed, else at most
             // once a tick (building it copies the configuration and every follower's progress).
             const auto& r = raw_->raft_state();
@@ -1162,6 +1164,17 @@ private:
             finish_ready(std::move(rd));
             return false;
         }
+        // What was committed before this batch and is stored already is applied during the
+        // write; the role change (if any) goes with it, ahead of those entries.
+        if (const auto k = rd.applicable_before_write(); k > 0) {
+            apply_job job;
+            const auto cut = rd.committed.begin() + static_cast<std::ptrdiff_t>(k);
+            job.committed.assign(std::make_move_iterator(rd.committed.begin()),
+                                 std::make_move_iterator(cut));
+            rd.committed.erase(rd.committed.begin(), cut);
+            job.soft = std::exchange(rd.soft, std::nullopt);
+            queue_apply(std::move(job));
+        }
         if (!rd.hard && unwritten_hard_) rd.hard = unwritten_hard_;
         if (rd.hard) written_hard_ = *rd.hard;
         unwritten_hard_.reset();
@@ -1180,8 +1193,6 @@ private:
         job.install = rd.snap;
         job.committed = std::move(rd.committed);
         job.soft = rd.soft;
-        job.term = raw_->raft_state().term();
-        job.conf = raw_->raft_state().conf();
         for (const auto& rs : rd.read_states) {
             auto it = reads_in_core_.find(rs.context);
             if (it == reads_in_core_.end()) continue;
@@ -1189,15 +1200,32 @@ private:
             job_reads_.push_back(std::move(it->second));
             reads_in_core_.erase(it);
         }
-        ++apply_backlog_;
-        {
-            std::lock_guard l(apply_mutex_);
-            apply_jobs_.push_back(std::move(job));
-            for (auto& r : job_reads_) reads_handoff_.push_back(std::move(r));
-            job_reads_.clear();
-            apply_cv_.notify_one();
-        }
+        queue_apply(std::move(job));
         raw_->advance();
+    }
+
+    /// Hands `job` to the apply thread (jobs are applied in the order queued).
+    void queue_apply(apply_job job) {
+        job.term = raw_->raft_state().term();
+        job.conf = raw_->raft_state().conf();
+        ++apply_backlog_;
+        std::lock_guard l(apply_mutex_);
+        apply_jobs_.push_back(std::move(job));
+        for (auto& r : job_reads_) reads_handoff_.push_back(std::move(r));
+        job_reads_.clear();
+        apply_cv_.notify_one();
+    }
+
+    /// While a batch is written: committed entries already stored go to the state machine
+    /// now, instead of waiting for the write (a leader's entries commit during its next sync).
+    void apply_durable_committed() {
+        if (apply_backlog_ >= max_apply_backlog) return;
+        auto ents = raw_->take_committed();
+        if (ents.empty()) return;
+        metrics_counters::add(metrics_.entries_committed, ents.size());
+        apply_job job;
+        job.committed = std::move(ents);
+        queue_apply(std::move(job));
     }
 
     void send(message m) {

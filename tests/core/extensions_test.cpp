@@ -248,6 +248,53 @@ TEST_CASE("early messages: a leader replicates while its batch is written, a fol
     CHECK(of_type(frd.messages_after_persist, message_type::append_response).size() == 2);
 }
 
+TEST_CASE(
+    "early applies: entries stored and committed are applied while the next batch is written") {
+    auto leader = replicating_leader(opts(1, {1, 2}));
+    auto& node = *leader->node;
+    std::vector<entry> b(1);
+    b[0].data = shared_bytes("a");
+    REQUIRE(node.propose(std::move(b)).ok());
+    leader->flush();  // "a" (index 2) is stored
+    b.assign(1, entry{});
+    b[0].data = shared_bytes("b");
+    REQUIRE(node.propose(std::move(b)).ok());
+    auto rd = node.get_ready();  // "b" (index 3) is being written
+    REQUIRE(rd.entries.size() == 1);
+    CHECK(rd.applicable_before_write() == rd.committed.size());
+    CHECK(node.take_committed().empty());  // nothing committed yet
+    auto ack = msg(message_type::append_response, 2, 1, 1);
+    ack.index = 3;  // node 2 holds "a" and "b"
+    node.step(ack);
+    REQUIRE(node.raft_state().log().committed() == 2);  // "b" waits for our own write
+    const auto early = node.take_committed();
+    REQUIRE(early.size() == 1);
+    CHECK(early[0].data.str() == "a");
+    CHECK(node.take_committed().empty());  // handed out once
+    log_write w;
+    w.entries = rd.entries;
+    if (rd.hard) w.hard = &*rd.hard;
+    REQUIRE(leader->store->write(w).ok());
+    node.advance();
+    CHECK(node.raft_state().log().applied() == 2);
+    const auto next = node.get_ready();  // after the write "b" commits; "a" is not handed again
+    REQUIRE(next.committed.size() == 1);
+    CHECK(next.committed[0].data.str() == "b");
+}
+
+TEST_CASE("early applies: a batch's committed entries that wait for its write come first") {
+    core::ready rd;
+    for (index_t i = 5; i <= 8; ++i) rd.committed.push_back(entry{1, i, entry_type::normal, {}});
+    CHECK(rd.applicable_before_write() == 4);
+    rd.entries.push_back(entry{1, 7, entry_type::normal, {}});  // 7 and 8 are written now
+    CHECK(rd.applicable_before_write() == 2);
+    rd.entries.clear();
+    rd.committed[1].type = entry_type::configuration;  // its membership is persisted with rd
+    CHECK(rd.applicable_before_write() == 1);
+    rd.snap = snapshot_meta{};
+    CHECK(rd.applicable_before_write() == 0);
+}
+
 // ---- batching and pipelining ----------------------------------------------------------------
 
 TEST_CASE("batching: an append carries many entries, bounded by count and by bytes") {

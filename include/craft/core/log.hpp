@@ -220,6 +220,17 @@ public:
         return out;
     }
 
+    /// The committed entries after `after` that are stored already (not in the unstable
+    /// tail), bounded by `max_apply_bytes`; none while a snapshot is pending.
+    [[nodiscard]] std::vector<entry> durable_committed_after(index_t after) const {
+        std::vector<entry> out;
+        if (unstable_.pending_snapshot()) return out;
+        const index_t hi = std::min(committed_, unstable_.offset() - 1);
+        if (hi > after && after >= applied_ && after + 1 >= first_index())
+            slice(after + 1, hi + 1, max_apply_bytes_, out);
+        return out;
+    }
+
     void commit_to(index_t i) {
         if (i > committed_) {
             assert(i <= last_index());

@@ -3,6 +3,7 @@
 /// `raw_node`: the core's interface to a runtime. Feed it ticks, messages and proposals; take
 /// a `ready` batch, make it durable, send and apply it, then `advance()`.
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <utility>
@@ -41,6 +42,18 @@ struct ready {
     std::vector<message> messages;      ///< Send now.
     std::vector<message> messages_after_persist;  ///< Send once this batch is durable.
     std::vector<read_state> read_states;          ///< Serve once `index` is applied.
+
+    /// How many of `committed` (a prefix) may be applied before this batch is written: those
+    /// stored by earlier batches, up to the first configuration entry (whose membership is
+    /// persisted with this batch). The rest wait for the write.
+    [[nodiscard]] std::size_t applicable_before_write() const noexcept {
+        if (snap) return 0;
+        std::size_t n = 0;
+        while (n < committed.size() && committed[n].type != entry_type::configuration &&
+               (entries.empty() || committed[n].index < entries.front().index))
+            ++n;
+        return n;
+    }
 
     /// True when something must be synced before acknowledging.
     [[nodiscard]] bool must_sync() const noexcept {
@@ -92,6 +105,27 @@ public:
     /// the batch is written, so a leader replicates new entries during its own sync.
     std::vector<message> take_early_messages() { return r_.take_messages(); }
 
+    /// While a batch awaits `advance()`: the committed entries past those handed out that
+    /// this node already holds durably, to apply now rather than after the batch is written
+    /// (a leader's entries commit while it writes the next ones). Stops before a
+    /// configuration entry, which a ready hands out with its membership persisted. Every
+    /// committed entry is handed out once, in index order, here or in a ready; `advance()`
+    /// records these applied too. The runtime applies the outstanding batch's
+    /// `applicable_before_write()` prefix before writing it; when that prefix is not all of
+    /// its committed entries, the rest come first, so nothing is handed out here until then.
+    std::vector<entry> take_committed() {
+        if (!outstanding_ || pending_.holds_committed) return {};
+        const auto& log = r_.log();
+        auto out =
+            log.durable_committed_after(std::max(log.applied(), pending_.applied.value_or(0)));
+        const auto conf = std::find_if(out.begin(), out.end(), [](const entry& e) {
+            return e.type == entry_type::configuration;
+        });
+        out.erase(conf, out.end());
+        if (!out.empty()) pending_.applied = out.back().index;
+        return out;
+    }
+
     /// True when `ready()` has work (and no earlier batch awaits `advance()`).
     [[nodiscard]] bool has_ready() const {
         if (outstanding_) return false;
@@ -125,6 +159,7 @@ public:
         if (!rd.entries.empty()) pending_.last = {rd.entries.back().index, rd.entries.back().term};
         if (rd.snap) pending_.snap_index = rd.snap->index;
         if (!rd.committed.empty()) pending_.applied = rd.committed.back().index;
+        pending_.holds_committed = rd.applicable_before_write() < rd.committed.size();
         pending_.hard = rd.hard;
         prev_soft_ = ss;
         prev_hard_ = r_.hard();
@@ -167,6 +202,7 @@ private:
         std::optional<index_t> snap_index;
         std::optional<index_t> applied;
         std::optional<hard_state> hard;
+        bool holds_committed = false;  ///< Some committed entries wait for the write.
     };
     raft<Storage> r_;
     hard_state prev_hard_;

@@ -526,12 +526,18 @@ private:
                     finish_write(*n);
                     progress = true;
                 }
-                // As the runtime does: a leader's replication traffic goes out while it writes.
-                if (n->up && n->writing)
+                // As the runtime does: while a node writes, a leader's replication traffic
+                // goes out and committed entries it already stored are applied.
+                if (n->up && n->writing) {
                     for (auto& m : n->raft->take_early_messages()) {
                         send(*n, std::move(m));
                         progress = true;
                     }
+                    if (auto c = n->raft->take_committed(); !c.empty()) {
+                        apply(*n, c);
+                        progress = true;
+                    }
+                }
                 if (n->up && !n->writing && n->raft->has_ready()) {
                     begin_write(*n);
                     progress = true;
@@ -547,6 +553,13 @@ private:
         for (auto& m : rd.messages) send(n, std::move(m));
         rd.messages.clear();
         n.write_done = rd.must_sync() ? now_ + net_.uniform(opt_.disk_min, opt_.disk_max) : now_;
+        if (const auto k = rd.applicable_before_write(); k > 0 && rd.must_sync()) {
+            std::vector<entry> now(rd.committed.begin(),
+                                   rd.committed.begin() + static_cast<std::ptrdiff_t>(k));
+            rd.committed.erase(rd.committed.begin(),
+                               rd.committed.begin() + static_cast<std::ptrdiff_t>(k));
+            apply(n, now);
+        }
         n.writing = std::move(rd);
         healthy(n);
     }
