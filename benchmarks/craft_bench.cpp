@@ -17,17 +17,25 @@
 #include <asio.hpp>
 #include <nlohmann/json.hpp>
 
+#include <signal.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <functional>
 #include <iostream>
+#include <iterator>
+#include <map>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -46,7 +54,36 @@ struct bench_options {
     std::string log = "leveldb";
     bool no_sync = false;
     bool json = false;
+    bool processes = false;    ///< One process per node.
+    std::string latency_file;  ///< Latency by percentile, for plots.
+    // A node process started by --processes (internal flags):
+    int node_process = 0;
+    std::vector<std::uint16_t> ports;
+    std::string process_dir;
 };
+
+std::filesystem::path bench_dir() {
+    return std::filesystem::temp_directory_path() / ("craft_bench." + std::to_string(::getpid()));
+}
+
+/// Writes "percentile latency_us" rows (HdrHistogram's layout: percentiles crowd towards
+/// 100 so the tail shows) for a latency-by-percentile plot.
+void write_latencies(const std::string& path, std::vector<std::uint32_t> all) {
+    std::ofstream out(path);
+    if (!out) {
+        std::cerr << "craft_bench: cannot write " << path << "\n";
+        return;
+    }
+    std::sort(all.begin(), all.end());
+    out << "# percentile latency_us (" << all.size() << " samples)\n";
+    if (all.empty()) return;
+    for (int i = 0; i <= 200; ++i) {  // 0 .. 99.999 %
+        const double q = 1.0 - std::pow(10.0, -static_cast<double>(i) / 40.0);
+        const auto k = static_cast<std::size_t>(q * static_cast<double>(all.size() - 1));
+        out << 100.0 * q << " " << all[k] << "\n";
+    }
+    out << 100.0 << " " << all.back() << "\n";
+}
 
 /// Counts what it applies; a snapshot holds the count.
 struct sink {
@@ -93,42 +130,56 @@ double cpu_seconds() {
     return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
            static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
+double max_rss_mb() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return static_cast<double>(u.ru_maxrss) / 1024.0;
+}
 
-template <class Policies>
-int run(const bench_options& b) {
-    using node_t = basic_node<sink, Policies>;
-    const auto dir =
-        std::filesystem::temp_directory_path() / ("craft_bench." + std::to_string(::getpid()));
+std::map<node_id, tcp_endpoint> loopback_peers(int nodes) {
     std::map<node_id, tcp_endpoint> peers;
-    for (int i = 1; i <= b.nodes; ++i) peers[static_cast<node_id>(i)] = {"127.0.0.1", free_port()};
-    std::vector<sink> sms(static_cast<std::size_t>(b.nodes) + 1);
-    std::vector<std::unique_ptr<node_t>> nodes(static_cast<std::size_t>(b.nodes) + 1);
-    for (auto& [id, ep] : peers) {
-        node_options o;
-        o.id = id;
-        o.peers = peers;
-        o.data_dir = dir / std::to_string(id);
-        o.sync = !b.no_sync;
-        nodes[id] = std::make_unique<node_t>(o, sms[id], stderr_logger{log_level::warn});
-        if (auto st = nodes[id]->start(); !st) {
-            std::cerr << "craft_bench: " << st.message() << "\n";
-            return 1;
-        }
-    }
-    auto leader = [&]() -> node_t* {
-        for (int i = 1; i <= b.nodes; ++i)
-            if (nodes[static_cast<std::size_t>(i)]->is_leader())
-                return nodes[static_cast<std::size_t>(i)].get();
-        return nullptr;
-    };
-    const auto elect_by = clock_type::now() + std::chrono::seconds(10);
-    while (!leader() && clock_type::now() < elect_by)
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    if (!leader()) {
-        std::cerr << "craft_bench: no leader within 10 s\n";
-        return 1;
-    }
+    for (int i = 1; i <= nodes; ++i) peers[static_cast<node_id>(i)] = {"127.0.0.1", free_port()};
+    return peers;
+}
 
+template <class Node>
+std::unique_ptr<Node> start_node(const bench_options& b, node_id id,
+                                 const std::map<node_id, tcp_endpoint>& peers,
+                                 const std::filesystem::path& dir, sink& sm) {
+    node_options o;
+    o.id = id;
+    o.peers = peers;
+    o.data_dir = dir / std::to_string(id);
+    o.sync = !b.no_sync;
+    auto n = std::make_unique<Node>(o, sm, stderr_logger{log_level::warn});
+    if (auto st = n->start(); !st) {
+        std::cerr << "craft_bench: node " << id << ": " << st.message() << "\n";
+        return nullptr;
+    }
+    return n;
+}
+
+/// What a node did over the whole run (warm-up included): how well it batched.
+template <class Node>
+nlohmann::json node_report(Node& n, node_id id) {
+    const auto m = n.metrics();
+    const auto& w = m.log_write_latency;
+    return {{"id", id},
+            {"leader", n.is_leader()},
+            {"entries_applied", m.entries_applied},
+            {"log_writes", m.log_writes},
+            {"entries_per_write",
+             m.log_writes ? static_cast<double>(m.entries_applied) / m.log_writes : 0.0},
+            {"write_mean_us", w.count ? static_cast<double>(w.sum_us) / w.count : 0.0},
+            {"messages_sent", m.messages_sent},
+            {"messages_received", m.messages_received}};
+}
+
+/// Runs the closed-loop clients against whichever node `leader()` returns: warm-up, then the
+/// measured seconds with a progress line each second. `on_measure` runs as measuring starts.
+template <class LeaderFn>
+result run_clients(const bench_options& b, LeaderFn leader,
+                   const std::function<void()>& on_measure = {}) {
     const shared_bytes payload(std::string(b.payload, 'x'));
     std::atomic<bool> measuring{false}, done{false};
     std::atomic<std::uint64_t> ops{0}, failed{0};
@@ -159,6 +210,7 @@ int run(const bench_options& b) {
         });
 
     std::this_thread::sleep_for(std::chrono::duration<double>(b.warmup));
+    if (on_measure) on_measure();
     const double cpu0 = cpu_seconds();
     const auto t0 = clock_type::now();
     measuring = true;
@@ -174,72 +226,282 @@ int run(const bench_options& b) {
     }
     std::this_thread::sleep_until(t0 + std::chrono::duration<double>(b.seconds));
     measuring = false;
-    const double elapsed = std::chrono::duration<double>(clock_type::now() - t0).count();
     result r;
+    r.seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
     r.cpu = cpu_seconds() - cpu0;
     r.ops = ops;
     r.failed = failed;
-    r.seconds = elapsed;
     done = true;
     for (auto& t : clients) t.join();
     if (!b.json) std::fprintf(stderr, "\n");
-    rusage u{};
-    getrusage(RUSAGE_SELF, &u);
-    r.rss_mb = static_cast<double>(u.ru_maxrss) / 1024.0;
     std::vector<std::uint32_t> all;
     for (auto& v : lat) all.insert(all.end(), v.begin(), v.end());
     r.p50 = percentile(all, 0.50);
     r.p99 = percentile(all, 0.99);
     r.p999 = percentile(all, 0.999);
     r.max = all.empty() ? 0 : *std::max_element(all.begin(), all.end());
-    // What each node did over the whole run (warm-up included): how well it batched.
-    nlohmann::json per_node = nlohmann::json::array();
-    for (int i = 1; i <= b.nodes; ++i) {
-        const auto m = nodes[static_cast<std::size_t>(i)]->metrics();
-        const auto& w = m.log_write_latency;
-        per_node.push_back(
-            {{"id", i},
-             {"leader", nodes[static_cast<std::size_t>(i)]->is_leader()},
-             {"entries_applied", m.entries_applied},
-             {"log_writes", m.log_writes},
-             {"entries_per_write",
-              m.log_writes ? static_cast<double>(m.entries_applied) / m.log_writes : 0.0},
-             {"write_mean_us", w.count ? static_cast<double>(w.sum_us) / w.count : 0.0},
-             {"messages_sent", m.messages_sent},
-             {"messages_received", m.messages_received}});
+    r.rss_mb = max_rss_mb();
+    if (!b.latency_file.empty()) write_latencies(b.latency_file, all);
+    return r;
+}
+
+void print_result(const bench_options& b, const result& r, const nlohmann::json& per_node) {
+    const double ops_per_sec = static_cast<double>(r.ops) / r.seconds;
+    if (b.json) {
+        nlohmann::json j = {{"nodes", b.nodes},     {"processes", b.processes},
+                            {"clients", b.clients}, {"payload", b.payload},
+                            {"log", b.log},         {"sync", !b.no_sync},
+                            {"seconds", r.seconds}, {"ops", r.ops},
+                            {"failed", r.failed},   {"ops_per_sec", ops_per_sec},
+                            {"p50_us", r.p50},      {"p99_us", r.p99},
+                            {"p999_us", r.p999},    {"max_us", r.max},
+                            {"cpu_seconds", r.cpu}, {"max_rss_mb", r.rss_mb},
+                            {"per_node", per_node}};
+        std::cout << j.dump() << "\n";
+        return;
     }
+    std::printf("%d nodes (%s, loopback TCP), %s log%s, %d clients, %zu-byte payload\n", b.nodes,
+                b.processes ? "one process each" : "one process", b.log.c_str(),
+                b.no_sync ? " (no sync)" : " (sync)", b.clients, b.payload);
+    std::printf("%12s %10s %9s %9s %9s %9s %8s %8s\n", "ops/s", "failed", "p50 us", "p99 us",
+                "p99.9 us", "max us", "cpu s", "rss MiB");
+    std::printf("%12.0f %10llu %9.0f %9.0f %9.0f %9.0f %8.1f %8.0f\n", ops_per_sec,
+                static_cast<unsigned long long>(r.failed), r.p50, r.p99, r.p999, r.max, r.cpu,
+                r.rss_mb);
+    for (const auto& n : per_node) {
+        std::printf(
+            "  node %d%s: %.1f entries per log write, write+sync mean %.0f us, %llu "
+            "messages sent",
+            n["id"].get<int>(), n["leader"].get<bool>() ? " (leader)" : "",
+            n["entries_per_write"].get<double>(), n["write_mean_us"].get<double>(),
+            n["messages_sent"].get<unsigned long long>());
+        if (n.contains("rss_mb"))
+            std::printf(", %.0f MiB peak RSS, %.1f cpu s", n["rss_mb"].get<double>(),
+                        n["cpu_seconds"].get<double>());
+        std::printf("\n");
+    }
+}
+
+/// All nodes in this process.
+template <class Policies>
+int run_in_process(const bench_options& b) {
+    using node_t = basic_node<sink, Policies>;
+    const auto dir = bench_dir();
+    const auto peers = loopback_peers(b.nodes);
+    std::vector<sink> sms(static_cast<std::size_t>(b.nodes) + 1);
+    std::vector<std::unique_ptr<node_t>> nodes(static_cast<std::size_t>(b.nodes) + 1);
+    for (const auto& [id, ep] : peers)
+        if (!(nodes[id] = start_node<node_t>(b, id, peers, dir, sms[id]))) return 1;
+    auto leader = [&]() -> node_t* {
+        for (auto& n : nodes)
+            if (n && n->is_leader()) return n.get();
+        return nullptr;
+    };
+    const auto elect_by = clock_type::now() + std::chrono::seconds(10);
+    while (!leader() && clock_type::now() < elect_by)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (!leader()) {
+        std::cerr << "craft_bench: no leader within 10 s\n";
+        return 1;
+    }
+    const result r = run_clients(b, leader);
+    nlohmann::json per_node = nlohmann::json::array();
+    for (const auto& [id, ep] : peers) per_node.push_back(node_report(*nodes[id], id));
     for (auto& n : nodes)
         if (n) n->stop();
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
+    print_result(b, r, per_node);
+    return 0;
+}
 
-    const double ops_per_sec = static_cast<double>(r.ops) / r.seconds;
-    if (b.json) {
-        nlohmann::json j = {
-            {"nodes", b.nodes},    {"clients", b.clients}, {"payload", b.payload},
-            {"log", b.log},        {"sync", !b.no_sync},   {"seconds", r.seconds},
-            {"ops", r.ops},        {"failed", r.failed},   {"ops_per_sec", ops_per_sec},
-            {"p50_us", r.p50},     {"p99_us", r.p99},      {"p999_us", r.p999},
-            {"max_us", r.max},     {"cpu_seconds", r.cpu}, {"max_rss_mb", r.rss_mb},
-            {"per_node", per_node}};
-        std::cout << j.dump() << "\n";
-    } else {
-        std::printf(
-            "%d nodes (one process, loopback TCP), %s log%s, %d clients, %zu-byte payload\n",
-            b.nodes, b.log.c_str(), b.no_sync ? " (no sync)" : " (sync)", b.clients, b.payload);
-        std::printf("%12s %10s %9s %9s %9s %9s %8s %8s\n", "ops/s", "failed", "p50 us", "p99 us",
-                    "p99.9 us", "max us", "cpu s", "rss MiB");
-        std::printf("%12.0f %10llu %9.0f %9.0f %9.0f %9.0f %8.1f %8.0f\n", ops_per_sec,
-                    static_cast<unsigned long long>(r.failed), r.p50, r.p99, r.p999, r.max, r.cpu,
-                    r.rss_mb);
-        for (const auto& n : per_node)
-            std::printf(
-                "  node %d%s: %.1f entries per log write, write+sync mean %.0f us, "
-                "%llu messages sent\n",
-                n["id"].get<int>(), n["leader"].get<bool>() ? " (leader)" : "",
-                n["entries_per_write"].get<double>(), n["write_mean_us"].get<double>(),
-                n["messages_sent"].get<unsigned long long>());
+// ---- --processes: one node per process ------------------------------------------------------
+//
+// The parent starts `nodes` copies of this program, each with --node-process ID. Each child
+// runs one node; the one that leads runs the clients in its own process (as NuRaft's
+// raft_bench does), marks the start of measuring with a file and writes its result to
+// another. The parent reads every child's CPU time from /proc at those two moments and its
+// peak RSS before stopping it with SIGTERM; each child writes its node report as it stops.
+
+std::string read_file(const std::filesystem::path& p) {
+    std::ifstream in(p);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+void write_file_atomically(const std::filesystem::path& p, const std::string& text) {
+    const auto tmp = p.string() + ".tmp";
+    std::ofstream(tmp) << text;
+    std::filesystem::rename(tmp, p);
+}
+
+/// A child: one node; the leader also runs the clients.
+template <class Policies>
+int run_node_process(const bench_options& b) {
+    using node_t = basic_node<sink, Policies>;
+    const std::filesystem::path dir = b.process_dir;
+    std::map<node_id, tcp_endpoint> peers;
+    for (std::size_t i = 0; i < b.ports.size(); ++i)
+        peers[static_cast<node_id>(i + 1)] = {"127.0.0.1", b.ports[i]};
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);  // before any thread starts
+    sink sm;
+    const auto id = static_cast<node_id>(b.node_process);
+    auto n = start_node<node_t>(b, id, peers, dir, sm);
+    if (!n) return 1;
+    const auto elect_by = clock_type::now() + std::chrono::seconds(10);
+    while (n->leader() == no_node && clock_type::now() < elect_by)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (n->is_leader()) {
+        const result r = run_clients(
+            b, [&]() -> node_t* { return n->is_leader() ? n.get() : nullptr; },
+            [&] { write_file_atomically(dir / "measuring", "1"); });
+        write_file_atomically(dir / "result.json", nlohmann::json{{"ops", r.ops},
+                                                                  {"failed", r.failed},
+                                                                  {"seconds", r.seconds},
+                                                                  {"p50_us", r.p50},
+                                                                  {"p99_us", r.p99},
+                                                                  {"p999_us", r.p999},
+                                                                  {"max_us", r.max}}
+                                                       .dump());
     }
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    write_file_atomically(dir / ("node-" + std::to_string(id) + ".json"),
+                          node_report(*n, id).dump());
+    n->stop();
+    return 0;
+}
+
+/// utime + stime of a child, from /proc (0 once it is gone).
+double process_cpu_seconds(pid_t pid) {
+    std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/stat"));
+    std::string field;
+    // Fields 14 and 15 (utime, stime), after the command name in parentheses.
+    std::string all = in.str();
+    const auto close = all.rfind(')');
+    if (close == std::string::npos) return 0;
+    std::istringstream rest(all.substr(close + 2));
+    std::vector<std::string> f;
+    while (rest >> field) f.push_back(field);
+    if (f.size() < 13) return 0;
+    return static_cast<double>(std::stoull(f[11]) + std::stoull(f[12])) /
+           static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+/// Peak resident memory of a child (VmHWM), in MiB.
+double process_peak_rss_mb(pid_t pid) {
+    std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/status"));
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+    return 0;
+}
+
+int run_processes(const bench_options& b, const std::vector<std::string>& args) {
+    const auto dir = bench_dir();
+    std::filesystem::create_directories(dir);
+    std::string ports;
+    for (const auto& [id, ep] : loopback_peers(b.nodes))
+        ports += (ports.empty() ? "" : ",") + std::to_string(ep.port);
+    std::vector<pid_t> children;
+    auto stop_all = [&] {
+        for (pid_t c : children) kill(c, SIGTERM);
+        const auto by = clock_type::now() + std::chrono::seconds(10);
+        for (pid_t c : children) {
+            while (waitpid(c, nullptr, WNOHANG) == 0 && clock_type::now() < by)
+                std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            if (kill(c, 0) == 0) {
+                kill(c, SIGKILL);
+                waitpid(c, nullptr, 0);
+            }
+        }
+    };
+    for (int i = 1; i <= b.nodes; ++i) {
+        std::vector<std::string> a = args;
+        for (const std::string& extra :
+             {std::string("--node-process"), std::to_string(i), std::string("--ports"), ports,
+              std::string("--process-dir"), dir.string()})
+            a.push_back(extra);
+        std::vector<char*> argv;
+        for (auto& s : a) argv.push_back(s.data());
+        argv.push_back(nullptr);
+        const pid_t pid = fork();
+        if (pid < 0) {
+            std::perror("craft_bench: fork");
+            stop_all();
+            return 1;
+        }
+        if (pid == 0) {
+            execv("/proc/self/exe", argv.data());
+            std::perror("craft_bench: exec");
+            _exit(127);
+        }
+        children.push_back(pid);
+    }
+    auto cpu_of_all = [&] {
+        double s = 0;
+        for (pid_t c : children) s += process_cpu_seconds(c);
+        return s;
+    };
+    const auto deadline =
+        clock_type::now() + std::chrono::duration<double>(b.warmup + b.seconds + 30);
+    double cpu0 = -1;
+    bool finished = false;
+    while (clock_type::now() < deadline) {
+        if (cpu0 < 0 && std::filesystem::exists(dir / "measuring")) cpu0 = cpu_of_all();
+        if (std::filesystem::exists(dir / "result.json")) {
+            finished = true;
+            break;
+        }
+        bool all_alive = true;
+        for (pid_t c : children) all_alive = all_alive && waitpid(c, nullptr, WNOHANG) == 0;
+        if (!all_alive) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    const double cpu1 = cpu_of_all();
+    std::vector<double> rss, cpu;
+    for (pid_t c : children) {
+        rss.push_back(process_peak_rss_mb(c));
+        cpu.push_back(process_cpu_seconds(c));
+    }
+    stop_all();
+    if (!finished) {
+        std::cerr << "craft_bench: the node processes gave no result (no leader, or a node "
+                     "exited; see above)\n";
+        std::error_code ec;
+        std::filesystem::remove_all(dir, ec);
+        return 1;
+    }
+    const auto j = nlohmann::json::parse(read_file(dir / "result.json"));
+    result r;
+    r.ops = j["ops"];
+    r.failed = j["failed"];
+    r.seconds = j["seconds"];
+    r.p50 = j["p50_us"];
+    r.p99 = j["p99_us"];
+    r.p999 = j["p999_us"];
+    r.max = j["max_us"];
+    r.cpu = cpu0 < 0 ? 0 : cpu1 - cpu0;
+    nlohmann::json per_node = nlohmann::json::array();
+    for (int i = 1; i <= b.nodes; ++i) {
+        const auto f = dir / ("node-" + std::to_string(i) + ".json");
+        nlohmann::json n =
+            std::filesystem::exists(f) ? nlohmann::json::parse(read_file(f)) : nlohmann::json{};
+        if (!n.contains("id"))
+            n = {{"id", i},
+                 {"leader", false},
+                 {"entries_per_write", 0.0},
+                 {"write_mean_us", 0.0},
+                 {"messages_sent", 0}};
+        n["rss_mb"] = rss[static_cast<std::size_t>(i - 1)];
+        n["cpu_seconds"] = cpu[static_cast<std::size_t>(i - 1)];
+        r.rss_mb = std::max(r.rss_mb, rss[static_cast<std::size_t>(i - 1)]);
+        per_node.push_back(n);
+    }
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+    print_result(b, r, per_node);
     return 0;
 }
 
@@ -262,6 +524,29 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"leveldb", "memory"}));
     app.add_flag("--no-sync", b.no_sync, "do not sync the LevelDB log");
     app.add_flag("--json", b.json, "print one JSON object instead of the table");
+    app.add_flag("--processes", b.processes,
+                 "one process per node (the leader's process runs the clients)");
+    app.add_option("--latency-file", b.latency_file,
+                   "write latency by percentile to this file (for benchmarks/plot.sh)");
+    app.add_option("--node-process", b.node_process)->group("");  // internal: a child node
+    app.add_option("--ports", b.ports)->delimiter(',')->group("");
+    app.add_option("--process-dir", b.process_dir)->group("");
     CLI11_PARSE(app, argc, argv);
-    return b.log == "memory" ? run<memory_policies>(b) : run<leveldb_policies>(b);
+    const bool memory = b.log == "memory";
+    if (b.node_process > 0) {
+        if (b.ports.size() != static_cast<std::size_t>(b.nodes) || b.process_dir.empty() ||
+            b.node_process > b.nodes) {
+            std::cerr << "craft_bench: --node-process needs --ports (one per node) and "
+                         "--process-dir\n";
+            return 2;
+        }
+        return memory ? run_node_process<memory_policies>(b)
+                      : run_node_process<leveldb_policies>(b);
+    }
+    if (b.processes) {
+        std::vector<std::string> args(argv, argv + argc);
+        std::erase(args, std::string("--processes"));
+        return run_processes(b, args);
+    }
+    return memory ? run_in_process<memory_policies>(b) : run_in_process<leveldb_policies>(b);
 }

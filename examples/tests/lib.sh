@@ -6,8 +6,10 @@
 CRAFT_KV_PIDS=()
 CRAFT_KV_DIR="${CRAFT_KV_DIR:-$(mktemp -d /tmp/craft-kv.XXXXXX)}"
 # Ports: a random base, so concurrent runs rarely collide; node i uses base+i (Raft),
-# base+10+i (clients), base+20+i (HTTP).
-CRAFT_KV_BASE="${CRAFT_KV_BASE:-$((20000 + (RANDOM % 400) * 100))}"
+# base+10+i (clients), base+20+i (HTTP). All below 32768, where Linux's ephemeral range
+# (32768-60999) starts: there a node's own outgoing connection could take a port another node
+# is about to listen on.
+CRAFT_KV_BASE="${CRAFT_KV_BASE:-$((20000 + (RANDOM % 120) * 100))}"
 
 kv_raft_port() { echo $((CRAFT_KV_BASE + $1)); }
 kv_client_port() { echo $((CRAFT_KV_BASE + 10 + $1)); }

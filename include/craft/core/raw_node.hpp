@@ -44,14 +44,16 @@ struct ready {
     std::vector<read_state> read_states;          ///< Serve once `index` is applied.
 
     /// How many of `committed` (a prefix) may be applied before this batch is written: those
-    /// stored by earlier batches, up to the first configuration entry (whose membership is
-    /// persisted with this batch). The rest wait for the write.
+    /// stored by earlier batches; none when a configuration entry is among them (its
+    /// membership, in force from this batch on, is persisted with it). The rest wait for the
+    /// write.
     [[nodiscard]] std::size_t applicable_before_write() const noexcept {
         if (snap) return 0;
         std::size_t n = 0;
-        while (n < committed.size() && committed[n].type != entry_type::configuration &&
-               (entries.empty() || committed[n].index < entries.front().index))
-            ++n;
+        for (const auto& e : committed) {
+            if (e.type == entry_type::configuration) return 0;
+            if (entries.empty() || e.index < entries.front().index) ++n;
+        }
         return n;
     }
 
