@@ -77,7 +77,7 @@ set title '$title'
 set logscale xy
 set xlabel 'percentile'
 set ylabel 'latency (ms)'
-set xtics ("50%" 2, "90%" 10, "99%" 100, "99.9%" 1000, "99.99%" 10000, "99.999%" 100000)
+set xtics ("50%%" 2, "90%%" 10, "99%%" 100, "99.9%%" 1000, "99.99%%" 10000, "99.999%%" 100000)
 set grid
 set key top left
 plot $(IFS=,; echo "${series[*]}")

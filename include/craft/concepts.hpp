@@ -40,8 +40,10 @@ struct log_write {
 /// 2. `s.compact(meta)` drops the entries up to `meta.index` (which must be stored or
 ///    covered by the current snapshot), after which `snapshot_meta()` returns `meta`;
 ///    returns a `status`.
-/// 3. The reads may run on one thread (the node's core) while `write` or `compact` runs on
-///    another (its log thread); each read sees the log before or after a write, never half.
+///
+/// The node reads on its core thread while its log thread writes. A store that allows that
+/// itself declares `static constexpr bool concurrent_reads = true` (leveldb_log_store does);
+/// any other is used under a shared lock (reads) and an exclusive one (writes).
 template <class S>
 concept log_store = log_reader<S> && requires(S& s, const log_write& w, const snapshot_meta& m) {
     { s.write(w) } -> std::same_as<status>;

@@ -1153,7 +1153,7 @@ private:
         // MustSync, likewise, does not sync for a commit alone). A lower stored commit only
         // means a restart replays less and learns the rest from the leader. Not so for a state
         // machine with its own durable data: what it applied must never pass the stored commit.
-        if constexpr (!has_last_applied<StateMachine>) {
+        if constexpr (early_applies) {
             if (rd.hard && rd.hard->term == written_hard_.term &&
                 rd.hard->vote == written_hard_.vote) {
                 unwritten_hard_ = *rd.hard;
@@ -1165,8 +1165,9 @@ private:
             return false;
         }
         // What was committed before this batch and is stored already is applied during the
-        // write; the role change (if any) goes with it, ahead of those entries.
-        if (const auto k = rd.applicable_before_write(); k > 0) {
+        // write; the role change (if any) goes with it, ahead of those entries. Not for a
+        // state machine with its own durable data: it must never apply past the stored commit.
+        if (const auto k = early_applies ? rd.applicable_before_write() : 0; k > 0) {
             apply_job job;
             const auto cut = rd.committed.begin() + static_cast<std::ptrdiff_t>(k);
             job.committed.assign(std::make_move_iterator(rd.committed.begin()),
@@ -1219,7 +1220,7 @@ private:
     /// While a batch is written: committed entries already stored go to the state machine
     /// now, instead of waiting for the write (a leader's entries commit during its next sync).
     void apply_durable_committed() {
-        if (apply_backlog_ >= max_apply_backlog) return;
+        if (!early_applies || apply_backlog_ >= max_apply_backlog) return;
         auto ents = raw_->take_committed();
         if (ents.empty()) return;
         metrics_counters::add(metrics_.entries_committed, ents.size());
@@ -1537,6 +1538,10 @@ private:
     bool stopping_ = false;
     bool ran_before_ = false;
     std::atomic<std::uint16_t> port_{0};
+    /// Committed entries are applied while a write is in progress (see begin_ready), unless
+    /// the state machine keeps its own durable data: its applied index must never pass the
+    /// commit index the log has stored, which early applies and unwritten commits allow.
+    static constexpr bool early_applies = !has_last_applied<StateMachine>;
     static constexpr std::size_t max_apply_backlog = 64;  // ready batches queued for applying
     std::atomic<std::size_t> apply_backlog_{0};
 

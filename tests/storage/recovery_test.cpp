@@ -65,6 +65,23 @@ TEST_CASE("recovery: the snapshot at the compaction point is loaded, then the lo
     CHECK(sm.values().size() == 6);
 }
 
+TEST_CASE("recovery: a local snapshot past the stored commit keeps the log after it") {
+    // The node applied and snapshotted entries whose commit index it had not written yet (the
+    // commit index is volatile), compacted the log there, and crashed.
+    memory_log_store log;
+    memory_snapshot_store snaps;
+    fill_log(log, 10, 4);
+    store_snapshot(snaps, 8, 1);
+    REQUIRE(log.compact({8, 1, {}}).ok());
+    recording_state_machine sm;
+    auto r = detail::recover(sm, log, snaps);
+    REQUIRE(r.error.ok());
+    CHECK(r.applied == 8);
+    CHECK(log.first_index() == 9);
+    CHECK(log.last_index() == 10);  // entries 9 and 10, maybe acknowledged, are still there
+    CHECK(log.initial_state().hard.commit == 8);
+}
+
 TEST_CASE("recovery: a snapshot cut short by a crash before its install is finished") {
     SUBCASE("beyond the log: the log restarts after it") {
         memory_log_store log;

@@ -114,7 +114,9 @@ recovery recover(SM& sm, Log& log, Store& store) {
             h.commit = meta.index;
             log_write w;
             w.hard = &h;
-            if (!holds_last) w.snap = &meta;
+            // The log restarts after an install's snapshot; one at the compaction point (a
+            // local snapshot taken before the commit index was stored) keeps the log's suffix.
+            if (!holds_last && !at_boundary) w.snap = &meta;
             if (auto st = log.write(w); !st) {
                 r.error = status::error("finishing the install of snapshot " +
                                         std::to_string(meta.index) + ": " + st.message());

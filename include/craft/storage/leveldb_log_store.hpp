@@ -45,6 +45,10 @@ public:
         bool sync = true;  ///< Sync every write (turning it off risks acknowledged data).
         std::size_t cache_entries = 8192;     ///< Recent tail kept in memory, by count...
         std::size_t cache_bytes = 64u << 20;  ///< ...and by bytes.
+        /// Compacted entries deleted from LevelDB along with each write, at most. Compaction
+        /// itself only moves the start of the log (one small synced write), so it never
+        /// stalls the log thread; the dead keys go a few hundred at a time with later writes.
+        std::size_t trim_per_write = 512;
     };
 
     /// Opens (or creates) the store; on failure `store` is null and `error` says why.
@@ -171,6 +175,10 @@ public:
         }
         if (w.hard) batch.Put(hard_key, encode_hard_state(*w.hard));
         if (w.conf) batch.Put(conf_key, encode_conf(*w.conf));
+        // Some compacted entries' keys go with this write (never read again: below the start).
+        const index_t trim_to =
+            std::min<index_t>(snap_.index, trimmed_ + static_cast<index_t>(opt_.trim_per_write));
+        if (trim_to > trimmed_) delete_entries(batch, trimmed_ + 1, trim_to);
         leveldb::WriteOptions wo;
         wo.sync = opt_.sync;
         // Only this thread changes the store, so it read the state above without a lock. A
@@ -190,6 +198,7 @@ public:
             if (!w.conf && !w.snap->conf.empty()) conf_ = w.snap->conf;
         }
         if (!w.entries.empty()) cache_append(w.entries);
+        trimmed_ = std::max(trimmed_, trim_to);
         last_ = last;
         if (w.hard) hard_ = *w.hard;
         if (w.conf) conf_ = *w.conf;
@@ -202,12 +211,11 @@ public:
         if (m.index > last_)
             return status::error("leveldb_log_store: compact to " + std::to_string(m.index) +
                                  " beyond the last entry " + std::to_string(last_));
-        leveldb::WriteBatch batch;
-        delete_entries(batch, snap_.index + 1, m.index);
-        batch.Put(snap_key, encode_snapshot_meta(m));
+        // The entries up to m.index are dead from now on (reads refuse them); later writes
+        // delete their keys a few at a time (see options::trim_per_write).
         leveldb::WriteOptions wo;
         wo.sync = opt_.sync;
-        if (auto st = db_->Write(wo, &batch); !st.ok())
+        if (auto st = db_->Put(wo, snap_key, encode_snapshot_meta(m)); !st.ok())
             return status::error("leveldb_log_store: compaction failed: " + st.ToString());
         snap_ = m;
         while (!cache_.empty() && cache_.front().index <= m.index) pop_cache_front();
@@ -315,11 +323,13 @@ private:
         while (it->Valid() && (it->key().size() != 9 || it->key()[0] != 'e')) it->Prev();
         if (!it->status().ok()) return corrupt("entry index (" + it->status().ToString() + ")");
         last_ = snap_.index;
-        if (it->Valid()) {
-            index_t i = 0;
-            for (int b = 1; b <= 8; ++b) i = (i << 8) | static_cast<unsigned char>(it->key()[b]);
-            last_ = std::max(last_, i);
-        }
+        if (it->Valid()) last_ = std::max(last_, entry_index(it->key()));
+        // Keys of compacted entries that a crash left undeleted go with the next writes.
+        it->Seek(entry_key(0));
+        trimmed_ = snap_.index;
+        if (it->Valid() && it->key().size() == 9 && it->key()[0] == 'e')
+            trimmed_ = std::min(trimmed_, entry_index(it->key()) - 1);
+        if (!it->status().ok()) return corrupt("entry index (" + it->status().ToString() + ")");
         return {};
     }
 
@@ -462,6 +472,11 @@ private:
         cache_.pop_front();
     }
 
+    static index_t entry_index(const leveldb::Slice& key) {
+        index_t i = 0;
+        for (int b = 1; b <= 8; ++b) i = (i << 8) | static_cast<unsigned char>(key[b]);
+        return i;
+    }
     static void delete_entries(leveldb::WriteBatch& batch, index_t from, index_t to) {
         for (index_t i = from; i <= to && from != 0; ++i) batch.Delete(entry_key(i));
     }
@@ -473,6 +488,7 @@ private:
     configuration conf_;
     craft::snapshot_meta snap_;
     index_t last_ = 0;
+    index_t trimmed_ = 0;  // keys of entries up to here are deleted (the rest up to snap_ dead)
     std::deque<entry> cache_;
     std::string scratch_;  // encoding buffer reused across writes
     std::size_t cache_bytes_ = 0;

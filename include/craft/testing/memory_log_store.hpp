@@ -4,15 +4,11 @@
 /// "durable" the moment it returns; the simulation models what a crash loses by holding
 /// writes back until its virtual disk completes them. It is also the simulation's faulty
 /// disk: each entry carries a CRC32C checked on every read, an entry can be corrupted on
-/// purpose, and a write can be torn by a crash (see `write_torn` and `reopen`). As the runtime
-/// needs of any log store, reads (the core thread) may run while a write or compaction (the log
-/// thread) does: a shared mutex orders them.
+/// purpose, and a write can be torn by a crash (see `write_torn` and `reopen`).
 
 #include <algorithm>
 #include <cassert>
-#include <mutex>
 #include <optional>
-#include <shared_mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -30,27 +26,16 @@ public:
     memory_log_store() : ents_(1), crcs_(1) {}
 
     // ---- log_reader ----
-    [[nodiscard]] persistent_state initial_state() const {
-        std::shared_lock l(mu_);
-        return {hard_, conf_};
-    }
-    [[nodiscard]] index_t first_index() const {
-        std::shared_lock l(mu_);
-        return offset() + 1;
-    }
-    [[nodiscard]] index_t last_index() const {
-        std::shared_lock l(mu_);
-        return last();
-    }
+    [[nodiscard]] persistent_state initial_state() const { return {hard_, conf_}; }
+    [[nodiscard]] index_t first_index() const { return offset() + 1; }
+    [[nodiscard]] index_t last_index() const { return offset() + ents_.size() - 1; }
     [[nodiscard]] std::optional<term_t> term(index_t i) const {
-        std::shared_lock l(mu_);
-        if (i < offset() || i > last()) return std::nullopt;
+        if (i < offset() || i > last_index()) return std::nullopt;
         if (i != offset() && !check(i)) return std::nullopt;
         return ents_[i - offset()].term;
     }
     void entries(index_t lo, index_t hi, std::size_t max_bytes, std::vector<entry>& out) const {
-        std::shared_lock l(mu_);
-        assert(lo > offset() && hi <= last() + 1 && lo < hi);
+        assert(lo > offset() && hi <= last_index() + 1 && lo < hi);
         std::size_t bytes = 0;
         for (index_t i = lo; i < hi; ++i) {
             const entry& e = ents_[i - offset()];
@@ -60,20 +45,33 @@ public:
             out.push_back(e);
         }
     }
-    [[nodiscard]] craft::snapshot_meta snapshot_meta() const {
-        std::shared_lock l(mu_);
-        return snap_;
-    }
+    [[nodiscard]] craft::snapshot_meta snapshot_meta() const { return snap_; }
 
     // ---- log_store ----
     status write(const log_write& w) {
-        std::unique_lock l(mu_);
-        return write_locked(w);
+        if (w.snap) {
+            ents_.assign(1, entry{w.snap->term, w.snap->index, entry_type::normal, {}});
+            crcs_.assign(1, 0);
+            snap_ = *w.snap;
+        }
+        if (!w.entries.empty()) {
+            const index_t first = w.entries.front().index;
+            if (first <= offset())
+                return status::error("memory_log_store: append below the compacted prefix");
+            if (first > last_index() + 1)
+                return status::error("memory_log_store: append leaves a gap in the log");
+            ents_.resize(first - offset());
+            crcs_.resize(first - offset());
+            ents_.insert(ents_.end(), w.entries.begin(), w.entries.end());
+            for (const auto& e : w.entries) crcs_.push_back(checksum(e));
+        }
+        if (w.hard) hard_ = *w.hard;
+        if (w.conf) conf_ = *w.conf;
+        return {};
     }
     status compact(const craft::snapshot_meta& m) {
-        std::unique_lock l(mu_);
         if (m.index <= offset()) return {};
-        if (m.index > last())
+        if (m.index > last_index())
             return status::error("memory_log_store: compact beyond the last entry");
         const auto n = static_cast<std::ptrdiff_t>(m.index - offset());
         ents_.erase(ents_.begin(), ents_.begin() + n);
@@ -84,7 +82,7 @@ public:
         return {};
     }
 
-    /// All stored entries (for invariant checks; not while another thread writes).
+    /// All stored entries (for invariant checks).
     [[nodiscard]] std::span<const entry> stored() const {
         return std::span<const entry>(ents_).subspan(1);
     }
@@ -93,22 +91,17 @@ public:
 
     /// Ok, or the first entry that failed its checksum on a read. A node must stop rather
     /// than serve from a corrupt log.
-    [[nodiscard]] status health() const {
-        std::lock_guard l(health_mu_);
-        return health_;
-    }
+    [[nodiscard]] const status& health() const noexcept { return health_; }
     /// Term of entry `i` if it is stored intact; no side effects (for invariant checkers).
     [[nodiscard]] std::optional<term_t> intact_term(index_t i) const {
-        std::shared_lock l(mu_);
         if (i == offset()) return ents_.front().term;
-        if (i < offset() || i > last() || !intact(i)) return std::nullopt;
+        if (i < offset() || i > last_index() || !intact(i)) return std::nullopt;
         return ents_[i - offset()].term;
     }
     /// Flips a byte of stored entry `i` (or, for an empty payload, its stored term), as a
     /// bad disk would; its checksum no longer matches. Returns false if `i` is not stored.
     bool corrupt_entry(index_t i) {
-        std::unique_lock l(mu_);
-        if (i <= offset() || i > last()) return false;
+        if (i <= offset() || i > last_index()) return false;
         entry& e = ents_[i - offset()];
         if (e.data.empty()) {
             e.term ^= 0x40;
@@ -123,54 +116,28 @@ public:
     /// its snapshot, hard state or configuration), and with `tear` the last of them is
     /// half-written (fails its checksum).
     void write_torn(const log_write& w, std::size_t keep, bool tear) {
-        std::unique_lock l(mu_);
         keep = std::min(keep, w.entries.size());
         if (w.snap || keep == 0) return;
         const index_t first = w.entries.front().index;
-        if (first <= offset() || first > last() + 1) return;
+        if (first <= offset() || first > last_index() + 1) return;
         log_write part;
         part.entries = w.entries.first(keep);
-        (void)write_locked(part);
+        (void)write(part);
         if (tear) crcs_.back() ^= 0xdeadbeef;
     }
     /// What opening the store after a crash does: a torn tail (trailing entries that fail
     /// their checksum) was never acknowledged and is dropped; corruption before an intact
     /// entry stays and is reported when read.
     void reopen() {
-        std::unique_lock l(mu_);
-        while (ents_.size() > 1 && !intact(last())) {
+        while (ents_.size() > 1 && !intact(last_index())) {
             ents_.pop_back();
             crcs_.pop_back();
         }
-        std::lock_guard h(health_mu_);
         health_ = {};
     }
 
 private:
-    status write_locked(const log_write& w) {
-        if (w.snap) {
-            ents_.assign(1, entry{w.snap->term, w.snap->index, entry_type::normal, {}});
-            crcs_.assign(1, 0);
-            snap_ = *w.snap;
-        }
-        if (!w.entries.empty()) {
-            const index_t first = w.entries.front().index;
-            if (first <= offset())
-                return status::error("memory_log_store: append below the compacted prefix");
-            if (first > last() + 1)
-                return status::error("memory_log_store: append leaves a gap in the log");
-            ents_.resize(first - offset());
-            crcs_.resize(first - offset());
-            ents_.insert(ents_.end(), w.entries.begin(), w.entries.end());
-            for (const auto& e : w.entries) crcs_.push_back(checksum(e));
-        }
-        if (w.hard) hard_ = *w.hard;
-        if (w.conf) conf_ = *w.conf;
-        return {};
-    }
-
     [[nodiscard]] index_t offset() const { return ents_.front().index; }
-    [[nodiscard]] index_t last() const { return offset() + ents_.size() - 1; }
 
     static std::uint32_t checksum(const entry& e) {
         std::uint32_t c = detail::crc32c(e.data.bytes());
@@ -183,7 +150,6 @@ private:
     }
     [[nodiscard]] bool check(index_t i) const {
         if (intact(i)) return true;
-        std::lock_guard l(health_mu_);
         if (health_.ok())
             health_ = status::error("memory_log_store: entry " + std::to_string(i) +
                                     " fails its checksum");
@@ -195,8 +161,6 @@ private:
     hard_state hard_;
     configuration conf_;
     craft::snapshot_meta snap_;
-    mutable std::shared_mutex mu_;
-    mutable std::mutex health_mu_;
     mutable status health_;
 };
 
