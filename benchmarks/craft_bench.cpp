@@ -376,15 +376,12 @@ int run_node_process(const bench_options& b) {
 
 /// utime + stime of a child, from /proc (0 once it is gone).
 double process_cpu_seconds(pid_t pid) {
-    std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/stat"));
-    std::string field;
-    // Fields 14 and 15 (utime, stime), after the command name in parentheses.
-    std::string all = in.str();
-    const auto close = all.rfind(')');
+    // Fields 14 and 15 (utime, stime), counted after the command name in parentheses.
+    const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+    const auto close = stat.rfind(')');
     if (close == std::string::npos) return 0;
-    std::istringstream rest(all.substr(close + 2));
-    std::vector<std::string> f;
-    while (rest >> field) f.push_back(field);
+    std::istringstream rest(stat.substr(close + 1));
+    std::vector<std::string> f{std::istream_iterator<std::string>(rest), {}};
     if (f.size() < 13) return 0;
     return static_cast<double>(std::stoull(f[11]) + std::stoull(f[12])) /
            static_cast<double>(sysconf(_SC_CLK_TCK));
