@@ -357,14 +357,16 @@ public:
     /// the state machine's result. With `expected_term`, refused unless this node still
     /// leads in that term.
     void propose(shared_bytes command, callback done, std::optional<term_t> expected_term = {}) {
+        bool accepted = false;
         {
             std::lock_guard l(inbox_mutex_);
             if (running_ && !stopping_) {
                 inbox_.proposals.push_back({std::move(command), std::move(done), expected_term});
-                inbox_cv_.notify_one();
-                return;
+                accepted = true;
             }
         }
+        // Woken after the unlock, the core does not block on the mutex we still hold.
+        if (accepted) return inbox_cv_.notify_one();
         done(not_applied("craft: node is not running"));
     }
     /// Proposes raw bytes; the future holds the state machine's result.
@@ -541,9 +543,10 @@ private:
         std::vector<pending_read> reads;
         std::vector<std::pair<node_id, status_promise>> transfers;
         std::optional<core::ready> persisted;
+        bool backlog_freed = false;  // the apply queue has room again
         bool empty() const {
             return proposals.empty() && messages.empty() && reads.empty() && transfers.empty() &&
-                   !persisted;
+                   !persisted && !backlog_freed;
         }
     };
     /// Proposals passed to the leader, waiting for its answer (core thread).
@@ -766,9 +769,11 @@ private:
     // ---- core thread --------------------------------------------------------------------
 
     void post_message(message&& m) {
-        std::lock_guard l(inbox_mutex_);
-        if (stopping_) return;
-        inbox_.messages.push_back(std::move(m));
+        {
+            std::lock_guard l(inbox_mutex_);
+            if (stopping_) return;
+            inbox_.messages.push_back(std::move(m));
+        }
         inbox_cv_.notify_one();
     }
 
@@ -811,6 +816,7 @@ private:
                 in.reads.swap(inbox_.reads);
                 in.transfers.swap(inbox_.transfers);
                 in.persisted.swap(inbox_.persisted);
+                inbox_.backlog_freed = false;
                 if (inbox_.proposals.size() <= opt_.max_proposals_per_batch) {
                     in.proposals.swap(inbox_.proposals);
                 } else {
@@ -1167,7 +1173,8 @@ private:
         // What was committed before this batch and is stored already is applied during the
         // write; the role change (if any) goes with it, ahead of those entries. Not for a
         // state machine with its own durable data: it must never apply past the stored commit.
-        if (const auto k = early_applies ? rd.applicable_before_write() : 0; k > 0) {
+        if (const auto k = early_applies && !inline_writes ? rd.applicable_before_write() : 0;
+            k > 0) {
             apply_job job;
             const auto cut = rd.committed.begin() + static_cast<std::ptrdiff_t>(k);
             job.committed.assign(std::make_move_iterator(rd.committed.begin()),
@@ -1179,11 +1186,19 @@ private:
         if (!rd.hard && unwritten_hard_) rd.hard = unwritten_hard_;
         if (rd.hard) written_hard_ = *rd.hard;
         unwritten_hard_.reset();
+        if constexpr (inline_writes) {  // a store that never blocks: no log-thread hand-off
+            if (auto st = write_ready(rd); !st) {
+                fail(st);
+                return false;
+            }
+            finish_ready(std::move(rd));
+            return false;
+        }
         {
             std::lock_guard l(log_mutex_);
             log_jobs_.push_back(std::move(rd));
-            log_cv_.notify_one();
         }
+        log_cv_.notify_one();
         return true;
     }
 
@@ -1210,10 +1225,12 @@ private:
         job.term = raw_->raft_state().term();
         job.conf = raw_->raft_state().conf();
         ++apply_backlog_;
-        std::lock_guard l(apply_mutex_);
-        apply_jobs_.push_back(std::move(job));
-        for (auto& r : job_reads_) reads_handoff_.push_back(std::move(r));
-        job_reads_.clear();
+        {
+            std::lock_guard l(apply_mutex_);
+            apply_jobs_.push_back(std::move(job));
+            for (auto& r : job_reads_) reads_handoff_.push_back(std::move(r));
+            job_reads_.clear();
+        }
         apply_cv_.notify_one();
     }
 
@@ -1275,20 +1292,27 @@ private:
                 continue;
             }
             auto& rd = std::get<core::ready>(job);
-            if (rd.must_sync()) {
-                log_write w;
-                if (rd.snap) w.snap = &*rd.snap;
-                w.entries = rd.entries;
-                if (rd.hard) w.hard = &*rd.hard;
-                if (rd.conf) w.conf = &*rd.conf;
-                const auto t0 = clock::now();
-                if (auto st = log_->write(w); !st) return fail(st);
-                metrics_.observe_log_write(clock::now() - t0);
+            if (auto st = write_ready(rd); !st) return fail(st);
+            {
+                std::lock_guard l(inbox_mutex_);
+                inbox_.persisted = std::move(rd);
             }
-            std::lock_guard l(inbox_mutex_);
-            inbox_.persisted = std::move(rd);
             inbox_cv_.notify_one();
         }
+    }
+
+    /// Stores what `rd` must persist (log thread; core thread for inline stores).
+    craft::status write_ready(const core::ready& rd) {
+        if (!rd.must_sync()) return {};
+        log_write w;
+        if (rd.snap) w.snap = &*rd.snap;
+        w.entries = rd.entries;
+        if (rd.hard) w.hard = &*rd.hard;
+        if (rd.conf) w.conf = &*rd.conf;
+        const auto t0 = clock::now();
+        auto st = log_->write(w);
+        if (st) metrics_.observe_log_write(clock::now() - t0);
+        return st;
     }
 
     // ---- apply thread -------------------------------------------------------------------
@@ -1346,7 +1370,10 @@ private:
                 apply_jobs_.pop_front();
             }
             if (apply_backlog_.fetch_sub(1) == max_apply_backlog) {
-                std::lock_guard wake(inbox_mutex_);  // the core may take new batches again
+                {
+                    std::lock_guard wake(inbox_mutex_);  // the core may take new batches again
+                    inbox_.backlog_freed = true;
+                }
                 inbox_cv_.notify_one();
             }
             if (job.soft) run_role_hooks(*job.soft, job.term);
@@ -1542,6 +1569,8 @@ private:
     /// the state machine keeps its own durable data: its applied index must never pass the
     /// commit index the log has stored, which early applies and unwritten commits allow.
     static constexpr bool early_applies = !has_last_applied<StateMachine>;
+    /// A store declaring `inline_writes` (memory_log_store) is written on the core thread.
+    static constexpr bool inline_writes = requires { requires log_store_type::inline_writes; };
     static constexpr std::size_t max_apply_backlog = 64;  // ready batches queued for applying
     std::atomic<std::size_t> apply_backlog_{0};
 

@@ -4,8 +4,11 @@
 
 #include <asio.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <map>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "support.hpp"
@@ -78,6 +81,54 @@ TEST_CASE("transport: messages arrive in order, intact, and again after a reconn
         a.send(heartbeat(5000));  // lost while the connection is down: Raft retransmits
         return p.received() > 1001;
     }));
+}
+
+TEST_CASE("transport: bursts of large messages from two threads arrive whole and in order") {
+    // More than the socket takes at once: direct writes end part-way and the I/O thread
+    // finishes them; frames span reads, and one is far larger than a read buffer.
+    endpoint_pair p;
+    asio_tcp_transport a(p.opts(1)), b(p.opts(2));
+    REQUIRE(a.start([](message&&) {}).ok());
+    REQUIRE(b.start(p.collect()).ok());
+    REQUIRE(test::eventually([&] {  // connected: the bursts below go as direct writes
+        a.send(heartbeat(1u << 20));
+        return p.received() > 0;
+    }));
+    auto burst = [&](term_t from_thread) {
+        for (std::uint64_t k = 0; k < 200; ++k) {
+            message m{.type = message_type::append, .from = 1, .to = 2, .term = from_thread};
+            m.index = k;
+            const std::size_t size = k == 100 ? (5u << 20) : 1000 + 997 * k;
+            m.entries = {{from_thread, k, entry_type::normal,
+                          shared_bytes(std::string(size, static_cast<char>('a' + k % 26)))}};
+            a.send(std::move(m));
+        }
+    };
+    std::thread other(burst, 2);
+    burst(1);
+    other.join();
+    auto appends = [&] {
+        std::vector<message> out;
+        std::lock_guard l(p.m);
+        for (const auto& m : p.got)
+            if (m.type == message_type::append) out.push_back(m);
+        return out;
+    };
+    REQUIRE(test::eventually([&] { return appends().size() == 400; }));
+    std::map<term_t, std::uint64_t> next;
+    for (const auto& m : appends()) {
+        CHECK(m.index == next[m.term]++);  // each thread's messages in its order
+        REQUIRE(m.entries.size() == 1);
+        const auto& d = m.entries[0].data;
+        const std::size_t size = m.index == 100 ? (5u << 20) : 1000 + 997 * m.index;
+        REQUIRE(d.size() == size);
+        const auto want = static_cast<std::byte>('a' + m.index % 26);
+        const auto bytes = d.bytes();
+        CHECK(std::all_of(bytes.begin(), bytes.end(), [&](std::byte c) { return c == want; }));
+    }
+    CHECK(next[1] == 200);
+    CHECK(next[2] == 200);
+    CHECK(a.dropped(2) == 0);
 }
 
 TEST_CASE("transport: a full send queue drops new messages and counts them, never blocks") {

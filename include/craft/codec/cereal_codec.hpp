@@ -65,7 +65,14 @@ struct cereal_codec {
     /// payloads are not copied: they share `frame`, which lives as long as any of them.
     static std::optional<message> decode(std::shared_ptr<const std::string> frame,
                                          std::string* why = nullptr) {
-        view_buf buf(*frame);
+        const std::string_view bytes(*frame);
+        return decode(std::shared_ptr<const void>(std::move(frame)), bytes, why);
+    }
+
+    /// The message in `bytes`, which `owner` keeps alive; entry payloads share `owner`.
+    static std::optional<message> decode(const std::shared_ptr<const void>& owner,
+                                         std::string_view bytes, std::string* why = nullptr) {
+        view_buf buf(bytes);
         std::istream is(&buf);
         message m;
         try {
@@ -87,7 +94,7 @@ struct cereal_codec {
                 if (et > static_cast<std::uint8_t>(entry_type::configuration))
                     return fail(why, "unknown entry type " + std::to_string(et));
                 e.type = static_cast<entry_type>(et);
-                e.data = get_bytes(ar, buf, frame);
+                e.data = get_bytes(ar, buf, owner);
                 m.entries.push_back(std::move(e));
             }
             ar(m.snap.index, m.snap.term);
@@ -95,7 +102,7 @@ struct cereal_codec {
             ar(m.snap_offset, partial);
             if (partial > 1) return fail(why, "bad snap_partial flag " + std::to_string(partial));
             m.snap_partial = partial != 0;
-            m.snap_data = get_bytes(ar, buf, frame);
+            m.snap_data = get_bytes(ar, buf, owner);
         } catch (const std::exception& e) {
             return fail(why, std::string("truncated or malformed message: ") + e.what());
         }
@@ -159,12 +166,11 @@ private:
     }
     /// A payload: a view into the frame that shares its ownership.
     template <class Ar>
-    static shared_bytes get_bytes(Ar& ar, view_buf& buf,
-                                  const std::shared_ptr<const std::string>& frame) {
+    static shared_bytes get_bytes(Ar& ar, view_buf& buf, const std::shared_ptr<const void>& owner) {
         const std::uint64_t n = get_count(ar, buf, 1, "payload byte");
         if (n == 0) return {};
         const auto* p = reinterpret_cast<const std::byte*>(buf.take(n));
-        return shared_bytes(std::shared_ptr<const std::byte[]>(frame, p), n);
+        return shared_bytes(std::shared_ptr<const std::byte[]>(owner, p), n);
     }
     template <class Ar>
     static void put_conf(Ar& ar, const configuration& c) {

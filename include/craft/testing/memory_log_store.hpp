@@ -22,6 +22,9 @@ namespace craft::testing {
 /// In-memory log store (models `craft::log_store`).
 class memory_log_store {
 public:
+    /// Writes never block: a node writes this store on its core thread (see concepts.hpp).
+    static constexpr bool inline_writes = true;
+
     /// An empty log: first index 1, last index 0.
     memory_log_store() : ents_(1), crcs_(1) {}
 
