@@ -44,7 +44,7 @@ struct log_write {
 /// The node reads on its core thread while its log thread writes. A store that allows that
 /// itself declares `static constexpr bool concurrent_reads = true` (leveldb_log_store does);
 /// any other is used under a shared lock (reads) and an exclusive one (writes). A store
-/// whose writes never block (no I/O: memory_log_store) may declare
+/// whose writes never wait on I/O (memory_log_store) may declare
 /// `static constexpr bool inline_writes = true`: the node then writes it on its core thread
 /// instead of handing each batch to the log thread and back (two thread wake-ups saved).
 template <class S>

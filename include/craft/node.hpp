@@ -851,10 +851,16 @@ private:
             if (!in.messages.empty()) raw_->notify_commit();
             if (auto h = log_->health(); !h.ok()) return fail(h);
             if (!xfer_->error().ok()) return fail(xfer_->error());
-            // A state machine far behind holds new batches back (bounded apply queue).
-            if (!outstanding && apply_backlog_ < max_apply_backlog && raw_->has_ready())
+            // A state machine far behind holds new batches back (bounded apply queue). A batch
+            // finished here (nothing to write, or an inline store) can make the next one
+            // (advance() commits, or a lone candidate wins): that one goes now, not a tick later.
+            for (int k = 0; !outstanding && k < max_batches_per_step &&
+                            apply_backlog_ < max_apply_backlog && raw_->has_ready();
+                 ++k) {
                 outstanding = begin_ready();
-            else if (outstanding) {  // while our own batch is written:
+                if (write_failed_) return;
+            }
+            if (outstanding) {  // while our own batch is written:
                 for (auto& m : raw_->take_early_messages()) send(std::move(m));  // replicate
                 apply_durable_committed();
             }
@@ -1188,6 +1194,7 @@ private:
         unwritten_hard_.reset();
         if constexpr (inline_writes) {  // a store that never blocks: no log-thread hand-off
             if (auto st = write_ready(rd); !st) {
+                write_failed_ = true;
                 fail(st);
                 return false;
             }
@@ -1571,6 +1578,8 @@ private:
     static constexpr bool early_applies = !has_last_applied<StateMachine>;
     /// A store declaring `inline_writes` (memory_log_store) is written on the core thread.
     static constexpr bool inline_writes = requires { requires log_store_type::inline_writes; };
+    static constexpr int max_batches_per_step = 8;        // ready batches finished per core step
+    bool write_failed_ = false;                           // an inline write failed (core thread)
     static constexpr std::size_t max_apply_backlog = 64;  // ready batches queued for applying
     std::atomic<std::size_t> apply_backlog_{0};
 

@@ -131,6 +131,36 @@ TEST_CASE("transport: bursts of large messages from two threads arrive whole and
     CHECK(a.dropped(2) == 0);
 }
 
+TEST_CASE("transport: a large frame arriving in pieces costs buffers in proportion to it") {
+    // Its read buffer grows geometrically with what has arrived, never by the header's claim
+    // alone and never by a copy of everything on each small read.
+    endpoint_pair p;
+    asio_tcp_transport b(p.opts(2));
+    REQUIRE(b.start(p.collect()).ok());
+    const std::size_t size = 16u << 20;
+    message m{.type = message_type::append, .from = 1, .to = 2, .term = 1};
+    m.entries = {{1, 1, entry_type::normal, shared_bytes(std::string(size, 'z'))}};
+    const std::string bytes = asio_tcp_transport::frame(asio_tcp_transport::handshake(7, 1, 2)) +
+                              asio_tcp_transport::frame(cereal_codec::encode(m));
+    asio::io_context io;
+    asio::ip::tcp::socket s(io);
+    s.connect({asio::ip::make_address("127.0.0.1"), p.peers.at(2).port});
+    s.set_option(asio::ip::tcp::no_delay(true));
+    const std::size_t half = bytes.size() / 2;
+    asio::write(s, asio::buffer(bytes.data(), half));
+    for (std::size_t at = half; at < bytes.size(); at += 128u << 10) {  // then in pieces
+        std::this_thread::sleep_for(2ms);
+        asio::write(s, asio::buffer(bytes.data() + at,
+                                    std::min<std::size_t>(128u << 10, bytes.size() - at)));
+    }
+    REQUIRE(test::eventually([&] { return p.received() == 1; }));
+    {
+        std::lock_guard l(p.m);
+        CHECK(p.got[0].entries == m.entries);
+    }
+    CHECK(b.stats().read_buffer_bytes < 4 * size);
+}
+
 TEST_CASE("transport: a full send queue drops new messages and counts them, never blocks") {
     endpoint_pair p;
     auto o = p.opts(1);

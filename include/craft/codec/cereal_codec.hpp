@@ -8,6 +8,7 @@
 #include <cereal/archives/portable_binary.hpp>
 #include <cereal/cereal.hpp>
 
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <istream>
@@ -72,6 +73,7 @@ struct cereal_codec {
     /// The message in `bytes`, which `owner` keeps alive; entry payloads share `owner`.
     static std::optional<message> decode(const std::shared_ptr<const void>& owner,
                                          std::string_view bytes, std::string* why = nullptr) {
+        assert(owner || bytes.empty());
         view_buf buf(bytes);
         std::istream is(&buf);
         message m;

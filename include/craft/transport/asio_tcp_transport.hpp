@@ -163,12 +163,14 @@ public:
     struct traffic {
         std::uint64_t messages_sent = 0, bytes_sent = 0;
         std::uint64_t messages_received = 0, bytes_received = 0;
+        std::uint64_t read_buffer_bytes = 0;  ///< allocated for receiving (grows ~ received)
     };
     [[nodiscard]] traffic stats() const noexcept {
         return {msgs_sent_.load(std::memory_order_relaxed),
                 bytes_sent_.load(std::memory_order_relaxed),
                 msgs_received_.load(std::memory_order_relaxed),
-                bytes_received_.load(std::memory_order_relaxed)};
+                bytes_received_.load(std::memory_order_relaxed),
+                read_buffer_bytes_.load(std::memory_order_relaxed)};
     }
 
     /// The handshake frame payload that `from` sends to `to` (public for tests and fuzzing).
@@ -316,6 +318,9 @@ private:
             std::error_code e;
             p.socket.set_option(asio::ip::tcp::no_delay(true), e);
             p.socket.non_blocking(true, e);  // for write_now(): never blocks the sender
+            if (e)
+                return retry(p,
+                             "cannot set up the connection to " + describe(p) + ": " + e.message());
             p.connected_at = std::chrono::steady_clock::now();
             if (!p.last_error.empty()) log(log_level::info, "connected to " + describe(p));
             p.last_error.clear();
@@ -419,7 +424,8 @@ private:
         const std::size_t n = p.socket.write_some(asio::buffer(p.out), ec);
         if (!ec && n == p.out.size()) return;
         p.writing = true;  // the rest, and what queues behind it, go from the I/O thread
-        if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
+        if (ec && ec != asio::error::would_block && ec != asio::error::try_again &&
+            ec != asio::error::interrupted) {
             asio::post(e_->io, [this, &p, why = ec.message()] {
                 retry(p, "lost the connection to " + describe(p) + ": " + why);
             });
@@ -477,14 +483,19 @@ private:
     /// to back and replaced when nearly full (the unparsed tail moves to the new one), so it
     /// lives as long as any payload in it.
     void read_more(const std::shared_ptr<connection>& c) {
-        const std::size_t pending = c->end - c->begin;
-        std::size_t need = 8;  // bytes of the next frame (its header, until that is read)
-        if (pending >= 8) need += read_header(c->buf.get() + c->begin).length;
-        if (!c->buf || c->cap - c->end < min_read_room || c->begin + need > c->cap) {
+        // Before the handshake, a buffer for the handshake alone: an unknown connection
+        // costs next to nothing.
+        const std::size_t chunk = c->from == no_node ? 8 + handshake_size : read_chunk;
+        if (!c->buf || c->cap - c->end < std::min(chunk, min_read_room)) {
+            const std::size_t pending = c->end - c->begin;
+            std::size_t need = 8;  // bytes of the next frame (its header, until that is read)
+            if (pending >= 8) need += read_header(c->buf.get() + c->begin).length;
             // A long frame's buffer grows with what has arrived of it (at most twice that plus
-            // one read), never by what its header claims alone.
-            const std::size_t cap = std::max(read_chunk, std::min(need, 2 * pending + read_chunk));
+            // one read, so its bytes are copied a few times at most), never by what its header
+            // claims alone.
+            const std::size_t cap = std::max(chunk, std::min(need, 2 * pending + chunk));
             auto buf = std::make_shared_for_overwrite<char[]>(cap);
+            read_buffer_bytes_.fetch_add(cap, std::memory_order_relaxed);
             if (pending) std::memcpy(buf.get(), c->buf.get() + c->begin, pending);
             c->buf = std::move(buf);
             c->cap = cap;
@@ -592,6 +603,7 @@ private:
     std::atomic<bool> stopped_{true};
     std::atomic<std::uint64_t> rejected_{0};
     std::atomic<std::uint64_t> msgs_sent_{0}, bytes_sent_{0}, msgs_received_{0}, bytes_received_{0};
+    std::atomic<std::uint64_t> read_buffer_bytes_{0};
     std::atomic<std::uint16_t> local_port_{0};
     std::minstd_rand rng_{std::random_device{}()};
 };
