@@ -19,13 +19,14 @@ seconds=10
 repeat=3
 out="$CRAFT_ROOT/benchmarks/results"
 mode=()
+suffix=""
 plot_only=0
 while (($#)); do
     case "$1" in
     --seconds) seconds=${2:?--seconds needs a value}; shift 2 ;;
     --out) out=${2:?--out needs a directory}; shift 2 ;;
     --repeat) repeat=${2:?--repeat needs a count}; shift 2 ;;
-    --processes) mode=(--processes); shift ;;
+    --processes) mode=(--processes) suffix=-processes; shift ;;
     --plot-only) plot_only=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "figures.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
@@ -55,9 +56,9 @@ mkdir -p "$out"
 ((plot_only)) || {
     echo "| run | ops/s: median (min-max) | p50 us | p99 us | p99.9 us | max us | CPU s | peak RSS MiB |"
     echo "|---|---|---|---|---|---|---|---|"
-} >"$out/figures.md"
+} >"$out/figures$suffix.md"
 for run in "${runs[@]}"; do
-    name=${run%|*}
+    name=${run%|*}$suffix
     read -r -a args <<<"${run#*|}"
     craft_section "craft_bench ${mode[*]} ${args[*]} --seconds $seconds (x$repeat)"
     for ((k = 1; k <= repeat; k++)); do
@@ -71,7 +72,7 @@ runs = sorted(sys.argv[1:], key=lambda f: json.load(open(f))["ops_per_sec"])
 print(runs[len(runs) // 2].rsplit(".", 2)[-2])' "$out/$name".*.json)
     cp "$out/$name.$median.json" "$out/$name.json"
     cp "$out/latency-$name.$median.txt" "$out/latency-$name.txt"
-    python3 - "$name" "$out/$name.json" "$out/$name".[0-9]*.json >>"$out/figures.md" <<'PY'
+    python3 - "$name" "$out/$name.json" "$out/$name".[0-9]*.json >>"$out/figures$suffix.md" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[2]))
 all_ops = sorted(json.load(open(f))["ops_per_sec"] for f in sys.argv[3:])
@@ -80,7 +81,7 @@ print(f"| {sys.argv[1]} | {r['ops_per_sec']:,.0f} ({all_ops[0]:,.0f}-{all_ops[-1
       f"{r['cpu_seconds']:.1f} | {r['max_rss_mb']:.0f} |")
 PY
 done
-cat "$out/figures.md"
+cat "$out/figures$suffix.md"
 command -v gnuplot >/dev/null || { echo "no gnuplot: plots skipped"; exit 0; }
 
 # Latency by percentile (HdrHistogram's plot): x is 1/(1 - percentile) on a log scale, so
@@ -106,7 +107,10 @@ plot $(IFS=,; echo "${series[*]}")
 GP
     echo "wrote $png"
 }
-plot "$out/latency-64-clients.png" "craft_bench, 3 nodes, 64 clients: latency by percentile" \
-    memory-64c-256B leveldb-64c-256B leveldb-64c-4KiB leveldb-nosync-64c-256B
-plot "$out/latency-1-client.png" "craft_bench, 3 nodes, 1 client: latency by percentile" \
-    memory-1c-256B leveldb-1c-256B
+plot "$out/latency-64-clients$suffix.png" \
+    "craft_bench${suffix:+ --processes}, 3 nodes, 64 clients: latency by percentile" \
+    memory-64c-256B$suffix leveldb-64c-256B$suffix leveldb-64c-4KiB$suffix \
+    leveldb-nosync-64c-256B$suffix
+plot "$out/latency-1-client$suffix.png" \
+    "craft_bench${suffix:+ --processes}, 3 nodes, 1 client: latency by percentile" \
+    memory-1c-256B$suffix leveldb-1c-256B$suffix
