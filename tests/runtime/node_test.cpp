@@ -465,4 +465,40 @@ TEST_CASE("node: policies swapped at compile time: memory stores under the TCP r
     REQUIRE(nodes[1]->start().ok());
     CHECK(nodes[1]->status().applied >= 60);
 }
+
+namespace {
+/// A memory log (written inline, on the core thread) whose writes fail once told to.
+std::atomic<bool> fail_log_writes{false};
+struct failing_memory_log : craft::testing::memory_log_store {
+    status write(const log_write& w) {
+        if (fail_log_writes) return status::error("failing_memory_log: the disk is gone");
+        return memory_log_store::write(w);
+    }
+};
+struct failing_policies : memory_policies {
+    using log_store = failing_memory_log;
+};
+}  // namespace
+
+TEST_CASE("node: a failed inline log write stops the node and fails what waits, naming why") {
+    fail_log_writes = false;
+    using fnode = basic_node<counter, failing_policies>;
+    std::map<node_id, tcp_endpoint> peers{{1, {"127.0.0.1", test::free_port()}}};
+    test::temp_dir dir;
+    counter sm;
+    fnode n(test::loopback_options(1, peers, dir.path), sm);
+    REQUIRE(n.start().ok());
+    REQUIRE(eventually([&] { return n.is_leader(); }));
+    for (int k = 0; k < 20; ++k) REQUIRE(n.propose(shared_bytes("1")).get().ok());
+    CHECK(sm.total == 20);
+    fail_log_writes = true;
+    auto r = n.propose(shared_bytes("1")).get();
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error.message().find("the disk is gone") != std::string::npos);
+    CHECK(eventually([&] { return !n.status().running; }));
+    CHECK(n.status().failure.message().find("the disk is gone") != std::string::npos);
+    CHECK_FALSE(n.is_leader());
+    CHECK(sm.total == 20);  // nothing unwritten was applied
+    fail_log_writes = false;
+}
 }
