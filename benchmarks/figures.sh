@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs craft_bench over the configurations of issue 6 and records the figures: one JSON line
-# and one latency-by-percentile file per run, a Markdown table (figures.md) and, with gnuplot,
-# latency plots (latency-*.png). Figures, never pass/fail.
+# and one latency-by-percentile file per run, a Markdown table (figures.md) and gnuplot latency
+# plots (latency-*.png); -processes in those names with --processes. Never pass/fail.
 #
 #   benchmarks/figures.sh [--seconds S] [--repeat N] [--out DIR] [--processes] [--plot-only]
 #
