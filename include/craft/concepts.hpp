@@ -78,7 +78,9 @@ concept snapshot_store = requires(S& s, const snapshot_meta& m, index_t i) {
 /// `snapshot_writer& w` and a `snapshot_reader& r` (see snapshot_io.hpp):
 ///
 /// 1. `m.apply(batch)` applies a `std::span<const entry>` of committed commands, in index
-///    order, exactly once per entry per incarnation; it is called from one thread only.
+///    order, exactly once per entry per incarnation; it is called from one thread only. An
+///    entry's `data` may share a larger buffer (a network read of many messages, up to
+///    64 KiB): a state machine that keeps a command's bytes beyond `apply` should copy them.
 /// 2. `m.save_snapshot(w)` writes its whole state as one or more files and returns a
 ///    `status`. It runs between two `apply` calls; replication goes on meanwhile (the core
 ///    and the log do not wait for the state machine).
