@@ -288,6 +288,7 @@ public:
         was_leader_ = false;
         following_ = no_node;
         apply_backlog_ = 0;
+        write_failed_ = false;
         bytes_since_snapshot_ = 0;
         last_snapshot_time_ = clock::now();
         if (rec.loaded) set_snapshot(*rec.loaded);
@@ -1192,7 +1193,7 @@ private:
         if (!rd.hard && unwritten_hard_) rd.hard = unwritten_hard_;
         if (rd.hard) written_hard_ = *rd.hard;
         unwritten_hard_.reset();
-        if constexpr (inline_writes) {  // a store that never blocks: no log-thread hand-off
+        if constexpr (inline_writes) {  // no I/O to wait for: no log-thread hand-off
             if (auto st = write_ready(rd); !st) {
                 write_failed_ = true;
                 fail(st);

@@ -494,6 +494,27 @@ TEST_CASE("configuration: a second change is refused while one is pending") {
     CHECK(n[1].node->propose_configuration(b).error == core::errc::config_pending);
 }
 
+TEST_CASE("restart: entries already applied past the stored commit are not handed out again") {
+    // The runtime does not write a hard state that only moves the commit, so after a failure
+    // the stored commit (2) can lag what the state machine applied (4).
+    auto o = opts(1, {1, 2});
+    o.applied = 4;
+    peer p(o, {1, 1, 1, 1, 1});
+    hard_state hs{1, no_node, 2};
+    log_write w;
+    w.hard = &hs;
+    REQUIRE(p.store->write(w).ok());
+    p.node = std::make_unique<node_t>(o, *p.store);
+    CHECK(p.r().log().committed() == 4);
+    CHECK(p.r().log().applied() == 4);
+    p.flush();
+    CHECK(p.applied.empty());
+    // Applied past the log's end (a lost tail): the commit stops at the last entry.
+    o.applied = 9;
+    p.node = std::make_unique<node_t>(o, *p.store);
+    CHECK(p.r().log().committed() == 5);
+}
+
 TEST_CASE("options: invalid options are named") {
     core::options o;
     CHECK(o.validate().value_or("").find("options.id") != std::string::npos);

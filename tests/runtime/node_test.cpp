@@ -499,6 +499,13 @@ TEST_CASE("node: a failed inline log write stops the node and fails what waits, 
     CHECK(n.status().failure.message().find("the disk is gone") != std::string::npos);
     CHECK_FALSE(n.is_leader());
     CHECK(sm.total == 20);  // nothing unwritten was applied
+    // The disk is back: started again, the node serves from what it stored.
     fail_log_writes = false;
+    n.stop();
+    REQUIRE(n.start().ok());
+    REQUIRE(eventually([&] { return n.is_leader(); }));
+    REQUIRE(n.propose(shared_bytes("1")).get().ok());
+    CHECK(sm.total == 21);
+    CHECK(n.status().running);
 }
 }

@@ -77,7 +77,11 @@ public:
         const snapshot_meta sm = storage.snapshot_meta();
         if (sm.index > conf.index && !sm.conf.empty()) conf = sm.conf;
         set_configuration(conf);
-        if (ps.hard.commit != 0) log_.commit_to(std::min(ps.hard.commit, log_.last_index()));
+        // What the state machine applied was committed, and a stored commit may lag it (a
+        // runtime need not write a hard state that only moves the commit): the commit index
+        // starts at the larger, so nothing applied is handed out again.
+        if (const index_t c = std::max(ps.hard.commit, o.applied); c != 0)
+            log_.commit_to(std::min(c, log_.last_index()));
         log_.set_applied(o.applied);
         term_ = ps.hard.term;
         vote_ = ps.hard.vote;
