@@ -187,6 +187,35 @@ TEST_CASE("leveldb_log_store: reads beyond the tail cache come from LevelDB") {
     CHECK(out.size() < 10);
 }
 
+TEST_CASE("leveldb_log_store: the memtable is bounded by options.write_buffer_bytes") {
+    // 2,000 entries of 1 KiB: with a 64 KiB memtable LevelDB flushes them into table files
+    // as it goes (at most a full memtable and one being flushed stay in memory); with the
+    // default they all stay in the memtable. Either way every entry reads back after a reopen.
+    const std::string payload(1024, 'x');
+    auto memtable_bytes = [&](std::size_t buffer) {
+        temp_dir d;
+        auto o = opts(d);
+        o.write_buffer_bytes = buffer;
+        o.cache_entries = 1;  // reads below come from LevelDB, not the tail cache
+        std::uint64_t usage = 0;
+        {
+            auto s = open_ok(o);
+            for (index_t i = 1; i <= 2000; i += 100)
+                REQUIRE(append(*s, make(i, i + 99, 3, payload)).ok());
+            std::string v;
+            REQUIRE(s->db().GetProperty("leveldb.approximate-memory-usage", &v));
+            usage = std::stoull(v);
+        }
+        auto s = open_ok(o);
+        CHECK(s->last_index() == 2000);
+        CHECK(read_all(*s) == make(1, 2000, 3, payload));
+        return usage;
+    };
+    CHECK(leveldb_log_store::options{}.write_buffer_bytes == (16u << 20));
+    CHECK(memtable_bytes(64u << 10) < (256u << 10));
+    CHECK(memtable_bytes(leveldb_log_store::options{}.write_buffer_bytes) > (2u << 20));
+}
+
 TEST_CASE(
     "leveldb_log_store: a data directory of another cluster, node or newer format is refused") {
     temp_dir d;
