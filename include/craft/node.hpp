@@ -861,6 +861,7 @@ private:
                 outstanding = begin_ready();
                 if (write_failed_) return;
             }
+            send_held_messages();
             if (outstanding) {  // while our own batch is written:
                 for (auto& m : raw_->take_early_messages()) send(std::move(m));  // replicate
                 apply_durable_committed();
@@ -1159,7 +1160,9 @@ private:
             last_leader_ = rd.soft->leader;
         }
         metrics_counters::add(metrics_.entries_committed, rd.committed.size());
-        for (auto& m : rd.messages) send(std::move(m));
+        // Sent once this batch's write is handed to the log thread (sends are system calls;
+        // the disk need not wait for them), after what an earlier batch held back.
+        for (auto& m : rd.messages) held_messages_.push_back(std::move(m));
         rd.messages.clear();
         // The commit index is volatile Raft state: a batch that only moves it is not written
         // (or waited for) now; the newest hard state rides with the next write (etcd's
@@ -1212,7 +1215,8 @@ private:
 
     /// The log thread made `rd` durable: answer, apply, advance.
     void finish_ready(core::ready rd) {
-        for (auto& m : rd.messages_after_persist) send(std::move(m));
+        // Held until the next batch is handed to the log thread (send_held_messages).
+        for (auto& m : rd.messages_after_persist) held_messages_.push_back(std::move(m));
         apply_job job;
         job.install = rd.snap;
         job.committed = std::move(rd.committed);
@@ -1226,6 +1230,12 @@ private:
         }
         queue_apply(std::move(job));
         raw_->advance();
+    }
+
+    /// Sends what `begin_ready` and `finish_ready` held back, in the order they held it.
+    void send_held_messages() {
+        for (auto& m : held_messages_) send(std::move(m));
+        held_messages_.clear();
     }
 
     /// Hands `job` to the apply thread (jobs are applied in the order queued).
@@ -1590,6 +1600,7 @@ private:
     std::uint64_t forward_seq_ = 0;
     std::optional<transfer> transfer_;
     node_id last_leader_ = no_node;
+    std::vector<message> held_messages_;        ///< To send at the end of this step, in order.
     hard_state written_hard_;                   ///< The newest hard state handed to the log.
     std::optional<hard_state> unwritten_hard_;  ///< A newer commit index not written yet.
 
