@@ -1148,8 +1148,9 @@ private:
         }
     }
 
-    /// Takes the core's next batch: sends what goes now and hands what must be written to
-    /// the log thread (true), or, when nothing must be written, finishes it here (false).
+    /// Takes the core's next batch: hands what must be written to the log thread (true), or,
+    /// when nothing must be written, finishes it here (false). Its messages go at the end of
+    /// the step (send_held_messages), after the write is handed over.
     bool begin_ready() {
         core::ready rd = raw_->get_ready();
         if (rd.soft && rd.soft->role != core::role::leader) xfer_->stop_sending();
