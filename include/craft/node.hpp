@@ -801,6 +801,7 @@ private:
     }
 
     void core_run() {
+        held_messages_.clear();  // an earlier run that failed mid-step left them: drop them
         auto next_tick = clock::now() + opt_.tick;
         auto next_publish = clock::now();
         core::soft_state shown;
