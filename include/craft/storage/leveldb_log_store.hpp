@@ -53,7 +53,7 @@ public:
         /// default is 4 MiB). Every entry goes to LevelDB's log and again to a table file when
         /// the memtable fills; a larger memtable flushes and compacts less often, disturbing
         /// fewer of the log's syncs (benchmarks/README.md: +15-25 % ops/s at 256 B and
-        /// +40-60 % at 4 KiB over 4 MiB; 32 MiB was no better and doubled the p99.9). A node
+        /// +35-60 % at 4 KiB over 4 MiB; 32 MiB was no faster, with a higher p99.9). A node
         /// holds up to two memtables (one being flushed), and a restart replays up to one
         /// memtable's worth of LevelDB's log.
         std::size_t write_buffer_bytes = 16u << 20;
