@@ -10,8 +10,9 @@ CRAFT_PACKAGES=(build-essential cmake libasio-dev libcereal-dev libleveldb-dev l
     doctest-dev libcli11-dev libbenchmark-dev clang-format
     nlohmann-json3-dev libcpp-httplib-dev pkgconf redis-tools)
 
+# Prints a section header with the wall-clock time and the seconds since the script started.
 craft_section() {
-    printf '\n==== %s ====\n' "$*"
+    printf '\n==== %s [%s, %ds in] ====\n' "$*" "$(date +%H:%M:%S)" "$SECONDS"
 }
 
 craft_package_installed() {
@@ -53,8 +54,13 @@ craft_ensure_packages() {
 }
 
 # Configures the main build tree (build/) the same way for every script, so they share it.
+# Debug information is line tables only (-g1): backtraces, sanitizer reports and perf keep
+# function, file and line, and the build takes about a fifth less time than with -g (5.2 against
+# 6.6 minutes for build/ on the 2-core VM), which keeps scripts/test within its 30 minutes.
+CRAFT_DEBUG_INFO="-g1"
 craft_configure_main_build() {
     cmake -S "$CRAFT_ROOT" -B "$CRAFT_ROOT/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 $CRAFT_DEBUG_INFO -DNDEBUG" \
         -DCRAFT_SANITIZE= -DCRAFT_SIM_SEEDS="${CRAFT_SIM_SEEDS:-10000}"
 }
 

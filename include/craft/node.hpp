@@ -48,6 +48,7 @@
 #include "core/raw_node.hpp"
 #include "detail/snapshot_transfer.hpp"
 #include "detail/state_machine_io.hpp"
+#include "detail/thread_name.hpp"
 #include "logger.hpp"
 #include "metrics.hpp"
 #include "snapshot/file_snapshot_store.hpp"
@@ -337,6 +338,9 @@ public:
         core_thread_ = std::thread([this] { core_loop(); });
         log_thread_ = std::thread([this] { log_loop(); });
         apply_thread_ = std::thread([this] { apply_loop(); });
+        detail::name_thread(core_thread_, "craft-core");
+        detail::name_thread(log_thread_, "craft-log");
+        detail::name_thread(apply_thread_, "craft-apply");
         if (auto st = transport_->start([this](message&& m) { post_message(std::move(m)); }); !st) {
             stop_locked("the transport did not start: " + st.message());
             return st;

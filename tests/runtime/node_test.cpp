@@ -5,7 +5,10 @@
 #include <asio.hpp>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <future>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -117,6 +120,28 @@ TEST_CASE("node: three nodes over loopback elect a leader and replicate from man
     CHECK(fresh.ok());
     CHECK(fresh.value == 1005);
 }
+
+#if defined(__linux__)
+TEST_CASE("node: its threads are named for top -H and perf (craft-core, -log, -apply, -net)") {
+    const auto count_named = [] {
+        std::map<std::string, int> n;
+        for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+            std::ifstream comm(task.path() / "comm");
+            std::string name;
+            if (std::getline(comm, name)) ++n[name];
+        }
+        return n;
+    };
+    const auto before = count_named();
+    trio t;
+    t.start_all();
+    auto after = count_named();
+    for (const char* name : {"craft-core", "craft-log", "craft-apply", "craft-net"}) {
+        const auto had = before.count(name) ? before.at(name) : 0;
+        CHECK_MESSAGE(after[name] - had == 3, name);  // one per node
+    }
+}
+#endif
 
 TEST_CASE("node: with forwarding off, a follower refuses proposals and names the leader") {
     trio t([](node_options& o) { o.forward_proposals = false; });

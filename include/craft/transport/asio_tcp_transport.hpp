@@ -42,6 +42,7 @@
 #include "../concepts.hpp"
 #include "../core/conf_codec.hpp"
 #include "../detail/crc32c.hpp"
+#include "../detail/thread_name.hpp"
 #include "../logger.hpp"
 
 namespace craft {
@@ -111,6 +112,7 @@ public:
         accept();
         for (auto& [id, p] : e_->peers) asio::post(e_->io, [this, pp = p.get()] { connect(*pp); });
         e_->thread = std::thread([this] { e_->io.run(); });
+        detail::name_thread(e_->thread, "craft-net");
         return {};
     }
 
