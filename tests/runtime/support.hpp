@@ -10,15 +10,31 @@
 #include <cstdlib>
 #include <functional>
 #include <mutex>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
 namespace craft::test {
 
-/// A loopback port that was free a moment ago (bind to 0, read it, close).
+/// A loopback port that was free a moment ago (bound, then closed). Drawn at random below
+/// Linux's ephemeral range (32768-60999): a port the kernel hands out for binding to 0 is one
+/// it may also give, a moment later, to another test process's outgoing connection as its
+/// source port, before this test listens on it (ctest runs tests in parallel). Only if
+/// nothing there binds does it fall back to the kernel's choice.
 inline std::uint16_t free_port() {
+    thread_local std::mt19937 rng(std::random_device{}());
+    std::uniform_int_distribution<int> pick(20000, 32767);
     asio::io_context io;
+    for (int attempt = 0; attempt < 200; ++attempt) {
+        const asio::ip::tcp::endpoint ep(asio::ip::make_address("127.0.0.1"),
+                                         static_cast<std::uint16_t>(pick(rng)));
+        asio::ip::tcp::acceptor a(io);
+        std::error_code ec;
+        a.open(ep.protocol(), ec);
+        if (!ec) a.bind(ep, ec);
+        if (!ec) return ep.port();
+    }
     asio::ip::tcp::acceptor a(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
     return a.local_endpoint().port();
 }
