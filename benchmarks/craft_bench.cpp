@@ -35,6 +35,7 @@
 #include <iterator>
 #include <map>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -101,8 +102,13 @@ struct sink {
 struct leveldb_policies : default_policies {
     using logger = stderr_logger;
 };
+/// The in-memory log without the simulation's per-entry CRC32C (a model of a disk's
+/// checksums, not part of "no storage cost"); NuRaft's in-memory log has none either.
+struct unchecked_memory_log_store : testing::memory_log_store {
+    unchecked_memory_log_store() : memory_log_store(false) {}
+};
 struct memory_policies : default_policies {
-    using log_store = testing::memory_log_store;
+    using log_store = unchecked_memory_log_store;
     using snapshot_store = testing::memory_snapshot_store;
 };
 
@@ -115,6 +121,38 @@ std::uint16_t free_port() {
 struct result {
     std::uint64_t ops = 0, failed = 0;
     double seconds = 0, p50 = 0, p99 = 0, p999 = 0, max = 0, cpu = 0, rss_mb = 0;
+    std::optional<double> machine_busy_pct, steal_pct;  ///< Over the measured seconds.
+};
+
+/// The whole machine's CPU time from the first line of /proc/stat, in clock ticks: what the
+/// figures of a shared VM need beside them. How busy every CPU was (this benchmark and
+/// anything else) and how much time the hypervisor gave to other guests (steal) say whether
+/// a run was slow because of craft or because of its neighbours.
+struct machine_cpu {
+    unsigned long long busy = 0, steal = 0, total = 0;
+
+    static std::optional<machine_cpu> read() {
+        std::ifstream in("/proc/stat");
+        std::string cpu;
+        unsigned long long user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0,
+                           softirq = 0, steal = 0;
+        if (!(in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal) ||
+            cpu != "cpu")
+            return std::nullopt;
+        machine_cpu m;
+        m.busy = user + nice + system + irq + softirq;
+        m.steal = steal;
+        m.total = m.busy + idle + iowait + steal;
+        return m;
+    }
+    /// Fills `r`'s machine figures for the time from `before` to now (left empty off Linux).
+    static void measure(const std::optional<machine_cpu>& before, result& r) {
+        const auto after = read();
+        if (!before || !after || after->total <= before->total) return;
+        const auto total = static_cast<double>(after->total - before->total);
+        r.machine_busy_pct = 100.0 * static_cast<double>(after->busy - before->busy) / total;
+        r.steal_pct = 100.0 * static_cast<double>(after->steal - before->steal) / total;
+    }
 };
 
 double percentile(std::vector<std::uint32_t>& v, double q) {
@@ -212,6 +250,7 @@ result run_clients(const bench_options& b, LeaderFn leader,
     std::this_thread::sleep_for(std::chrono::duration<double>(b.warmup));
     if (on_measure) on_measure();
     const double cpu0 = cpu_seconds();
+    const auto machine0 = machine_cpu::read();
     const auto t0 = clock_type::now();
     measuring = true;
     std::uint64_t last = 0;
@@ -229,6 +268,7 @@ result run_clients(const bench_options& b, LeaderFn leader,
     result r;
     r.seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
     r.cpu = cpu_seconds() - cpu0;
+    machine_cpu::measure(machine0, r);
     r.ops = ops;
     r.failed = failed;
     done = true;
@@ -257,6 +297,9 @@ void print_result(const bench_options& b, const result& r, const nlohmann::json&
                             {"p999_us", r.p999},    {"max_us", r.max},
                             {"cpu_seconds", r.cpu}, {"max_rss_mb", r.rss_mb},
                             {"per_node", per_node}};
+        // null where /proc/stat is not readable
+        j["machine_busy_pct"] = r.machine_busy_pct ? nlohmann::json(*r.machine_busy_pct) : nullptr;
+        j["steal_pct"] = r.steal_pct ? nlohmann::json(*r.steal_pct) : nullptr;
         std::cout << j.dump() << "\n";
         return;
     }
@@ -268,6 +311,9 @@ void print_result(const bench_options& b, const result& r, const nlohmann::json&
     std::printf("%12.0f %10llu %9.0f %9.0f %9.0f %9.0f %8.1f %8.0f\n", ops_per_sec,
                 static_cast<unsigned long long>(r.failed), r.p50, r.p99, r.p999, r.max, r.cpu,
                 r.rss_mb);
+    if (r.machine_busy_pct)
+        std::printf("  machine: all CPUs %.0f %% busy, %.1f %% stolen by the hypervisor\n",
+                    *r.machine_busy_pct, *r.steal_pct);
     for (const auto& n : per_node) {
         std::printf(
             "  node %d%s: %.1f entries per log write, write+sync mean %.0f us, %llu "
@@ -357,14 +403,14 @@ int run_node_process(const bench_options& b) {
         const result r = run_clients(
             b, [&]() -> node_t* { return n->is_leader() ? n.get() : nullptr; },
             [&] { write_file_atomically(dir / "measuring", "1"); });
-        write_file_atomically(dir / "result.json", nlohmann::json{{"ops", r.ops},
-                                                                  {"failed", r.failed},
-                                                                  {"seconds", r.seconds},
-                                                                  {"p50_us", r.p50},
-                                                                  {"p99_us", r.p99},
-                                                                  {"p999_us", r.p999},
-                                                                  {"max_us", r.max}}
-                                                       .dump());
+        nlohmann::json out{{"ops", r.ops},    {"failed", r.failed}, {"seconds", r.seconds},
+                           {"p50_us", r.p50}, {"p99_us", r.p99},    {"p999_us", r.p999},
+                           {"max_us", r.max}};
+        if (r.machine_busy_pct) {
+            out["machine_busy_pct"] = *r.machine_busy_pct;
+            out["steal_pct"] = *r.steal_pct;
+        }
+        write_file_atomically(dir / "result.json", out.dump());
     }
     int sig = 0;
     sigwait(&stop_signals, &sig);
@@ -480,6 +526,10 @@ int run_processes(const bench_options& b, const std::vector<std::string>& args) 
     r.p999 = j["p999_us"];
     r.max = j["max_us"];
     r.cpu = cpu0 < 0 ? 0 : cpu1 - cpu0;
+    if (j.contains("machine_busy_pct")) {
+        r.machine_busy_pct = j["machine_busy_pct"].get<double>();
+        r.steal_pct = j["steal_pct"].get<double>();
+    }
     nlohmann::json per_node = nlohmann::json::array();
     for (int i = 1; i <= b.nodes; ++i) {
         const auto f = dir / ("node-" + std::to_string(i) + ".json");

@@ -54,8 +54,8 @@ fi
 mkdir -p "$out"
 
 ((plot_only)) || {
-    echo "| run | ops/s: median (min-max) | p50 us | p99 us | p99.9 us | max us | CPU s | peak RSS MiB |"
-    echo "|---|---|---|---|---|---|---|---|"
+    echo "| run | ops/s: median (min-max) | p50 us | p99 us | p99.9 us | max us | CPU s | peak RSS MiB | machine busy / steal % |"
+    echo "|---|---|---|---|---|---|---|---|---|"
 } >"$out/figures$suffix.md"
 for run in "${runs[@]}"; do
     name=${run%|*}$suffix
@@ -78,7 +78,9 @@ r = json.load(open(sys.argv[2]))
 all_ops = sorted(json.load(open(f))["ops_per_sec"] for f in sys.argv[3:])
 print(f"| {sys.argv[1]} | {r['ops_per_sec']:,.0f} ({all_ops[0]:,.0f}-{all_ops[-1]:,.0f}) | "
       f"{r['p50_us']:,.0f} | {r['p99_us']:,.0f} | {r['p999_us']:,.0f} | {r['max_us']:,.0f} | "
-      f"{r['cpu_seconds']:.1f} | {r['max_rss_mb']:.0f} |")
+      f"{r['cpu_seconds']:.1f} | {r['max_rss_mb']:.0f} | "
+      + (f"{r['machine_busy_pct']:.0f} / {r['steal_pct']:.1f} |"
+         if r.get('machine_busy_pct') is not None else "- |"))
 PY
 done
 cat "$out/figures$suffix.md"

@@ -1,11 +1,12 @@
 // Start-up recovery (detail::recover): which snapshot a restarting node loads, and what it
-// refuses to load.
+// refuses to load; and the in-memory store's checksums, which the simulation's disk relies on.
 
 #include <doctest/doctest.h>
 
 #include <craft/detail/state_machine_io.hpp>
 #include <craft/testing/cluster.hpp>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,25 @@ void store_snapshot(memory_snapshot_store& s, index_t index, term_t term) {
 }  // namespace
 
 TEST_SUITE("storage") {
+
+TEST_CASE(
+    "memory_log_store: a checked store finds a corrupt entry; an unchecked one does not look") {
+    memory_log_store checked, unchecked(false);
+    fill_log(checked, 5, 5);
+    fill_log(unchecked, 5, 5);
+    REQUIRE(checked.corrupt_entry(3));
+    REQUIRE(unchecked.corrupt_entry(3));
+    std::vector<entry> a, b;
+    checked.entries(1, 6, SIZE_MAX, a);
+    unchecked.entries(1, 6, SIZE_MAX, b);
+    CHECK(a.size() == 2);  // stops before the corrupt entry and records why
+    CHECK_FALSE(checked.health().ok());
+    CHECK(checked.health().message().find("entry 3") != std::string::npos);
+    CHECK(b.size() == 5);  // benchmarks only: the damage goes unseen
+    CHECK(unchecked.health().ok());
+    CHECK(unchecked.intact_term(3).has_value());
+    CHECK_FALSE(checked.intact_term(3).has_value());
+}
 
 TEST_CASE("recovery: an empty log and no snapshot start from scratch") {
     memory_log_store log;
