@@ -11,6 +11,7 @@
 #include <functional>
 #include <mutex>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -21,19 +22,26 @@ namespace craft::test {
 /// Linux's ephemeral range (32768-60999): a port the kernel hands out for binding to 0 is one
 /// it may also give, a moment later, to another test process's outgoing connection as its
 /// source port, before this test listens on it (ctest runs tests in parallel). Only if
-/// nothing there binds does it fall back to the kernel's choice.
+/// nothing there binds does it fall back to the kernel's choice. A port it returned before
+/// is never returned again by this process (three nodes must not draw the same one).
 inline std::uint16_t free_port() {
-    thread_local std::mt19937 rng(std::random_device{}());
+    static std::mutex m;
+    static std::set<std::uint16_t> given;
+    static std::mt19937 rng(std::random_device{}());
+    std::lock_guard l(m);
     std::uniform_int_distribution<int> pick(20000, 32767);
     asio::io_context io;
     for (int attempt = 0; attempt < 200; ++attempt) {
-        const asio::ip::tcp::endpoint ep(asio::ip::make_address("127.0.0.1"),
-                                         static_cast<std::uint16_t>(pick(rng)));
+        const auto port = static_cast<std::uint16_t>(pick(rng));
+        if (given.count(port)) continue;
+        const asio::ip::tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), port);
         asio::ip::tcp::acceptor a(io);
         std::error_code ec;
         a.open(ep.protocol(), ec);
         if (!ec) a.bind(ep, ec);
-        if (!ec) return ep.port();
+        if (ec) continue;
+        given.insert(port);
+        return port;
     }
     asio::ip::tcp::acceptor a(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
     return a.local_endpoint().port();

@@ -1,6 +1,8 @@
 #pragma once
 // Names a library thread so `top -H`, perf and gdb show what it is ("craft-core",
-// "craft-log", ...). Linux only (a no-op elsewhere); at most 15 characters are kept.
+// "craft-log", ...). Linux only (a no-op elsewhere); at most 15 characters are kept. A thread
+// takes its creator's name: LevelDB's background compaction thread, started lazily by the
+// first write that needs it, usually shows as "craft-log".
 
 #include <thread>
 
