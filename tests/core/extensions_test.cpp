@@ -245,7 +245,58 @@ TEST_CASE("early messages: a leader replicates while its batch is written, a fol
     auto frd = follower.get_ready();
     CHECK(frd.entries.size() == 2);
     CHECK(frd.messages.empty());
-    CHECK(of_type(frd.messages_after_persist, message_type::append_response).size() == 2);
+    // Both appends are answered by one acknowledgement of the last entry.
+    const auto acks = of_type(frd.messages_after_persist, message_type::append_response);
+    REQUIRE(acks.size() == 1);
+    CHECK(acks[0].to == 1);
+    CHECK_FALSE(acks[0].reject);
+    CHECK(acks[0].index == frd.entries.back().index);
+}
+
+TEST_CASE("acknowledgements: consecutive acceptances coalesce; a rejection keeps its place") {
+    peer f(opts(2, {1, 2, 3}));
+    auto append = [](index_t prev, term_t prev_term, std::vector<index_t> idx, index_t commit) {
+        auto m = msg(message_type::append, 1, 2, 1);
+        m.index = prev;
+        m.log_term = prev_term;
+        m.commit = commit;
+        for (auto i : idx) m.entries.push_back({1, i, entry_type::normal, shared_bytes("x")});
+        return m;
+    };
+    auto& node = *f.node;
+    node.step(append(0, 0, {1}, 0));
+    node.step(append(1, 1, {2, 3}, 1));
+    node.step(append(9, 1, {}, 1));  // a probe beyond our log: rejected
+    node.step(append(3, 1, {4}, 2));
+    node.step(append(1, 1, {2}, 2));  // a stale duplicate: accepted, but only through 2
+    const auto a = f.flush();         // persists the batch; the answers follow
+    CHECK(f.r().log().last_index() == 4);
+    REQUIRE(a.size() == 3);
+    for (const auto& m : a) {
+        CHECK(m.type == message_type::append_response);
+        CHECK(m.to == 1);
+        CHECK(m.term == 1);
+    }
+    CHECK_FALSE(a[0].reject);
+    CHECK(a[0].index == 3);  // the first two appends, in one answer
+    CHECK(a[0].commit == 1);
+    CHECK(a[1].reject);
+    CHECK(a[1].index == 9);
+    CHECK_FALSE(a[2].reject);
+    CHECK(a[2].index == 4);  // the duplicate does not take back what was acknowledged
+    CHECK(a[2].commit == 2);
+    // A new term starts a new answer.
+    node.step(append(4, 1, {5}, 2));
+    auto m = append(5, 1, {6}, 2);
+    m.term = 2;
+    m.entries[0].term = 2;
+    node.step(m);
+    const auto acks = f.flush();
+    REQUIRE(acks.size() == 2);
+    CHECK(acks[0].term == 1);
+    CHECK(acks[0].index == 5);
+    CHECK(acks[1].term == 2);
+    CHECK(acks[1].index == 6);
 }
 
 TEST_CASE(

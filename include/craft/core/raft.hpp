@@ -916,7 +916,26 @@ private:
         const bool now = m.type == message_type::append || m.type == message_type::heartbeat ||
                          m.type == message_type::commit || m.type == message_type::snapshot ||
                          m.type == message_type::read_index_response;
-        (now ? msgs_ : msgs_after_persist_).push_back(std::move(m));
+        if (now) return msgs_.push_back(std::move(m));
+        // Acknowledgements wait for the sync; several appends answered during one write need
+        // only one answer: acceptances are cumulative within a term (a leader's log only
+        // grows, so a match through a higher index implies the lower one). Coalescing only
+        // into the last queued message keeps every other message in order. This halves the
+        // messages of a busy cluster (a follower takes several appends per write).
+        if (!msgs_after_persist_.empty()) {
+            auto& last = msgs_after_persist_.back();
+            if (accepts_append(m) && accepts_append(last) && last.to == m.to &&
+                last.term == m.term) {
+                last.index = std::max(last.index, m.index);
+                last.commit = std::max(last.commit, m.commit);
+                return;
+            }
+        }
+        msgs_after_persist_.push_back(std::move(m));
+    }
+
+    static bool accepts_append(const message& m) noexcept {
+        return m.type == message_type::append_response && !m.reject;
     }
 
     options opt_;
