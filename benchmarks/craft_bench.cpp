@@ -54,6 +54,7 @@ struct bench_options {
     double warmup = 1;
     std::string log = "leveldb";
     bool no_sync = false;
+    std::size_t inflight = 0;  ///< Appends in flight per follower (0: the node's default).
     bool json = false;
     bool processes = false;    ///< One process per node.
     std::string latency_file;  ///< Latency by percentile, for plots.
@@ -189,6 +190,7 @@ std::unique_ptr<Node> start_node(const bench_options& b, node_id id,
     o.peers = peers;
     o.data_dir = dir / std::to_string(id);
     o.sync = !b.no_sync;
+    if (b.inflight) o.max_inflight_messages = b.inflight;
     auto n = std::make_unique<Node>(o, sm, stderr_logger{log_level::warn});
     if (auto st = n->start(); !st) {
         std::cerr << "craft_bench: node " << id << ": " << st.message() << "\n";
@@ -288,15 +290,25 @@ result run_clients(const bench_options& b, LeaderFn leader,
 void print_result(const bench_options& b, const result& r, const nlohmann::json& per_node) {
     const double ops_per_sec = static_cast<double>(r.ops) / r.seconds;
     if (b.json) {
-        nlohmann::json j = {{"nodes", b.nodes},     {"processes", b.processes},
-                            {"clients", b.clients}, {"payload", b.payload},
-                            {"log", b.log},         {"sync", !b.no_sync},
-                            {"seconds", r.seconds}, {"ops", r.ops},
-                            {"failed", r.failed},   {"ops_per_sec", ops_per_sec},
-                            {"p50_us", r.p50},      {"p99_us", r.p99},
-                            {"p999_us", r.p999},    {"max_us", r.max},
-                            {"cpu_seconds", r.cpu}, {"max_rss_mb", r.rss_mb},
-                            {"per_node", per_node}};
+        nlohmann::json j = {
+            {"nodes", b.nodes},
+            {"processes", b.processes},
+            {"clients", b.clients},
+            {"payload", b.payload},
+            {"log", b.log},
+            {"sync", !b.no_sync},
+            {"inflight", b.inflight ? b.inflight : node_options{}.max_inflight_messages},
+            {"seconds", r.seconds},
+            {"ops", r.ops},
+            {"failed", r.failed},
+            {"ops_per_sec", ops_per_sec},
+            {"p50_us", r.p50},
+            {"p99_us", r.p99},
+            {"p999_us", r.p999},
+            {"max_us", r.max},
+            {"cpu_seconds", r.cpu},
+            {"max_rss_mb", r.rss_mb},
+            {"per_node", per_node}};
         // null where /proc/stat is not readable
         j["machine_busy_pct"] = r.machine_busy_pct ? nlohmann::json(*r.machine_busy_pct) : nullptr;
         j["steal_pct"] = r.steal_pct ? nlohmann::json(*r.steal_pct) : nullptr;
@@ -570,6 +582,9 @@ int main(int argc, char** argv) {
     app.add_option("--log", b.log, "log store: leveldb (default policies) or memory")
         ->check(CLI::IsMember({"leveldb", "memory"}));
     app.add_flag("--no-sync", b.no_sync, "do not sync the LevelDB log");
+    app.add_option("--inflight", b.inflight,
+                   "appends in flight per follower (default: node_options' default)")
+        ->check(CLI::Range(1, 4096));
     app.add_flag("--json", b.json, "print one JSON object instead of the table");
     app.add_flag("--processes", b.processes,
                  "one process per node (the leader's process runs the clients)");

@@ -83,7 +83,14 @@ struct node_options {
     bool check_quorum = true;
     std::size_t max_entries_per_message = 4096;
     std::size_t max_bytes_per_message = 1 << 20;
-    std::size_t max_inflight_messages = 256;
+    /// Appends sent to a follower and not yet acknowledged. Entries proposed meanwhile wait
+    /// at the leader and go in one append when an acknowledgement frees a slot, so a busy
+    /// leader sends fewer, larger messages. Two keep a follower's disk busy (one batch being
+    /// written, the next one waiting), which NuRaft's default of one at a time does not;
+    /// etcd's 256 made craft_bench's leader send an append for every proposal step, at 10-25 %
+    /// more CPU per operation (benchmarks/README.md). Raise it for links with long round
+    /// trips.
+    std::size_t max_inflight_messages = 2;
     std::size_t max_proposals_per_batch = 4096;  ///< Proposals merged into one step.
     /// A follower passes proposals to the leader (TAF libraft's doForward, etcd's MsgProp
     /// forwarding); the caller gets the result once this node applied the entry. Off: a
