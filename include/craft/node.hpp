@@ -89,7 +89,8 @@ struct node_options {
     /// written, the next one waiting), which NuRaft's default of one at a time does not;
     /// etcd's 256 made craft_bench's leader send an append for every proposal step, at 10-25 %
     /// more CPU per operation (benchmarks/README.md). Raise it for links with long round
-    /// trips.
+    /// trips. With both appends lost (a dropped connection), the leader finds out from the
+    /// next heartbeat's answer, about two heartbeat intervals later.
     std::size_t max_inflight_messages = 2;
     std::size_t max_proposals_per_batch = 4096;  ///< Proposals merged into one step.
     /// A follower passes proposals to the leader (TAF libraft's doForward, etcd's MsgProp
