@@ -920,8 +920,8 @@ private:
         // Acknowledgements wait for the sync; several appends answered during one write need
         // only one answer: acceptances are cumulative within a term (a leader's log only
         // grows, so a match through a higher index implies the lower one). Coalescing only
-        // into the last queued message keeps every other message in order. This halves the
-        // messages of a busy cluster (a follower takes several appends per write).
+        // into the last queued message keeps every other message in order. A busy follower
+        // takes several appends per write: it sends about a third as many answers.
         if (!msgs_after_persist_.empty()) {
             auto& last = msgs_after_persist_.back();
             if (accepts_append(m) && accepts_append(last) && last.to == m.to &&
