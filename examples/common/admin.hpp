@@ -93,6 +93,9 @@ std::string prometheus_text(const Node& node) {
     counter("snapshots_taken_total", "Snapshots saved by this node.", m.snapshots_taken);
     counter("snapshots_installed_total", "Snapshots received from a leader.",
             m.snapshots_installed);
+    counter("unreachable_reports_total",
+            "Times the transport lost messages to a peer (connection lost, queue full).",
+            m.unreachable_reports);
     counter("messages_sent_total", "Raft messages sent.", m.messages_sent);
     counter("messages_received_total", "Raft messages received.", m.messages_received);
     counter("bytes_sent_total", "Bytes sent to peers.", m.bytes_sent);

@@ -140,11 +140,22 @@ concept has_on_configuration_committed = requires(M& m, const configuration& c) 
 /// 2. `t.start(handler)` begins delivering received messages to `handler`, a
 ///    `std::function<void(message&&)>`, and returns a `status`.
 /// 3. `t.stop()` stops delivery and sending; no handler call starts after it returns.
+///
+/// Optional: `t.on_unreachable(f)`, before `start`, with `f` a `std::function<void(node_id)>`
+/// the transport calls when messages to a peer were lost (a connection went down, a full
+/// queue dropped one); the node then stops pipelining to that peer and resends from its
+/// last acknowledged entry (see `asio_tcp_transport`).
 template <class T>
 concept transport = requires(T& t, message&& m, std::function<void(message&&)> handler) {
     t.send(std::move(m));
     { t.start(std::move(handler)) } -> std::same_as<status>;
     t.stop();
+};
+
+/// A transport that reports lost messages (the optional part of `transport`).
+template <class T>
+concept reports_unreachable = requires(T& t, std::function<void(node_id)> f) {
+    t.on_unreachable(std::move(f));
 };
 
 /// Checks a policy bundle at the point of use, with one plain-words message per slot.

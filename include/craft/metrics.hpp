@@ -34,8 +34,9 @@ struct node_metrics {
     std::uint64_t elections = 0;            ///< Elections this node started (as candidate).
     std::uint64_t leader_changes = 0;       ///< Times this node saw a new leader (itself too).
     std::uint64_t snapshots_taken = 0;
-    std::uint64_t snapshots_installed = 0;            ///< Received from a leader.
-    std::uint64_t log_writes = 0;                     ///< Ready batches written (one sync each).
+    std::uint64_t snapshots_installed = 0;  ///< Received from a leader.
+    std::uint64_t log_writes = 0;           ///< Ready batches written (one sync each).
+    std::uint64_t unreachable_reports = 0;  ///< Losses the transport reported (see concepts.hpp).
     std::uint64_t messages_sent = 0, bytes_sent = 0;  ///< Transport traffic, when it counts.
     std::uint64_t messages_received = 0, bytes_received = 0;
     latency_histogram log_write_latency;  ///< Write + sync of one batch.
@@ -49,7 +50,7 @@ public:
     using counter = std::atomic<std::uint64_t>;
     counter proposals{0}, proposals_forwarded{0}, proposals_refused{0}, entries_committed{0},
         entries_applied{0}, reads{0}, elections{0}, leader_changes{0}, snapshots_taken{0},
-        snapshots_installed{0}, log_writes{0};
+        snapshots_installed{0}, log_writes{0}, unreachable_reports{0};
 
     static void add(counter& c, std::uint64_t n = 1) noexcept {
         c.fetch_add(n, std::memory_order_relaxed);
@@ -79,6 +80,7 @@ public:
         m.snapshots_taken = get(snapshots_taken);
         m.snapshots_installed = get(snapshots_installed);
         m.log_writes = get(log_writes);
+        m.unreachable_reports = get(unreachable_reports);
         for (std::size_t i = 0; i < buckets_.size(); ++i) {
             m.log_write_latency.buckets[i] = get(buckets_[i]);
             m.log_write_latency.count += m.log_write_latency.buckets[i];

@@ -89,8 +89,9 @@ struct node_options {
     /// written, the next one waiting), which NuRaft's default of one at a time does not;
     /// etcd's 256 made craft_bench's leader send an append for every proposal step, at 10-25 %
     /// more CPU per operation (benchmarks/README.md). Raise it for links with long round
-    /// trips. With both appends lost (a dropped connection), the leader finds out from the
-    /// next heartbeat's answer, about two heartbeat intervals later.
+    /// trips. Both appends lost with a dropped connection are resent at the next proposal:
+    /// the transport reports the loss (`on_unreachable`, see concepts.hpp); a transport that
+    /// cannot leaves the leader to find out from a heartbeat's answer (up to two intervals).
     std::size_t max_inflight_messages = 2;
     std::size_t max_proposals_per_batch = 4096;  ///< Proposals merged into one step.
     /// A follower passes proposals to the leader (TAF libraft's doForward, etcd's MsgProp
@@ -349,6 +350,8 @@ public:
         detail::name_thread(core_thread_, "craft-core");
         detail::name_thread(log_thread_, "craft-log");
         detail::name_thread(apply_thread_, "craft-apply");
+        if constexpr (reports_unreachable<transport_type>)
+            transport_->on_unreachable([this](node_id p) { post_unreachable(p); });
         if (auto st = transport_->start([this](message&& m) { post_message(std::move(m)); }); !st) {
             stop_locked("the transport did not start: " + st.message());
             return st;
@@ -556,10 +559,11 @@ private:
         std::vector<pending_read> reads;
         std::vector<std::pair<node_id, status_promise>> transfers;
         std::optional<core::ready> persisted;
-        bool backlog_freed = false;  // the apply queue has room again
+        std::vector<node_id> unreachable;  // peers the transport lost messages to
+        bool backlog_freed = false;        // the apply queue has room again
         bool empty() const {
             return proposals.empty() && messages.empty() && reads.empty() && transfers.empty() &&
-                   !persisted && !backlog_freed;
+                   !persisted && unreachable.empty() && !backlog_freed;
         }
     };
     /// Proposals passed to the leader, waiting for its answer (core thread).
@@ -790,6 +794,16 @@ private:
         inbox_cv_.notify_one();
     }
 
+    /// The transport lost messages to `peer` (its I/O thread).
+    void post_unreachable(node_id peer) {
+        {
+            std::lock_guard l(inbox_mutex_);
+            if (stopping_) return;
+            inbox_.unreachable.push_back(peer);
+        }
+        inbox_cv_.notify_one();
+    }
+
     /// Why the node stopped by itself (ok while it serves).
     craft::status failure() const {
         std::lock_guard l(state_mutex_);
@@ -830,6 +844,7 @@ private:
                 in.reads.swap(inbox_.reads);
                 in.transfers.swap(inbox_.transfers);
                 in.persisted.swap(inbox_.persisted);
+                in.unreachable.swap(inbox_.unreachable);
                 inbox_.backlog_freed = false;
                 if (inbox_.proposals.size() <= opt_.max_proposals_per_batch) {
                     in.proposals.swap(inbox_.proposals);
@@ -848,6 +863,8 @@ private:
                 if (next_tick < now) next_tick = now + opt_.tick;  // we fell behind: no burst
                 expire_reads(now);
             }
+            for (node_id p : in.unreachable) raw_->report_unreachable(p);
+            metrics_counters::add(metrics_.unreachable_reports, in.unreachable.size());
             for (auto& m : in.messages) {
                 if (!runtime_message(m)) detail::deliver(*raw_, *xfer_, std::move(m));
             }

@@ -387,6 +387,39 @@ TEST_CASE("pipelining: inflight appends are bounded and freed by acknowledgement
     CHECK(app.size() == 2);
 }
 
+TEST_CASE("pipelining: an unreachable report ends a stalled window at the next proposal") {
+    auto o = opts(1, {1, 2});
+    o.max_entries_per_message = 1;
+    o.max_inflight_messages = 2;
+    auto leader = replicating_leader(o);
+    auto follower2 = [&] {
+        for (const auto& [id, pr] : leader->node->status().followers)
+            if (id == 2) return pr;
+        FAIL("no progress for node 2");
+        return core::progress(0, 0, 0);
+    };
+    const index_t match = follower2().match;
+    leader->node->propose(std::vector<entry>(2));
+    CHECK(of_type(leader->flush(), message_type::append).size() == 2);  // the window is full
+    // Both appends are lost with the connection; nothing more goes while the window is full.
+    leader->node->propose(std::vector<entry>(1));
+    CHECK(of_type(leader->flush(), message_type::append).empty());
+    leader->node->report_unreachable(2);
+    CHECK(follower2().state == core::replication_state::probe);
+    leader->node->propose(std::vector<entry>(1));
+    auto app = of_type(leader->flush(), message_type::append);
+    REQUIRE(app.size() == 1);  // a probe, from the last acknowledged entry on
+    CHECK(app[0].index == match);
+    CHECK(app[0].entries.front().index == match + 1);
+    // The follower takes it: pipelining resumes.
+    auto ack = msg(message_type::append_response, 2, 1, leader->r().term());
+    ack.index = app[0].entries.back().index;
+    leader->node->step(ack);
+    CHECK(follower2().state == core::replication_state::replicate);
+    leader->node->report_unreachable(7);  // not a member: nothing happens
+    CHECK(follower2().state == core::replication_state::replicate);
+}
+
 TEST_CASE("pipelining: a rejected follower falls back to probing one message at a time") {
     net n(3);
     n.elect(1);

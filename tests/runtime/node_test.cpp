@@ -392,6 +392,28 @@ TEST_CASE("node: a stopped leader is replaced, and restarts from disk to catch u
     CHECK(t.sms[2].total == t.sms[3].total);
 }
 
+TEST_CASE("node: a connection lost to a follower reaches the leader's core as unreachable") {
+    trio t;
+    t.start_all();
+    auto l = t.leader();
+    REQUIRE(l);
+    const node_id f = *l % 3 + 1;
+    for (int k = 0; k < 20; ++k) REQUIRE(t.nodes[*l]->propose(shared_bytes("1")).get().ok());
+    REQUIRE(eventually([&] { return t.nodes[f]->status().applied >= 20; }));
+    CHECK(t.nodes[*l]->metrics().unreachable_reports == 0);
+    t.nodes[f]->stop();  // its end of the leader's connection closes
+    // The leader's next heartbeat or append to it fails and is reported.
+    CHECK(eventually([&] {
+        t.nodes[*l]->propose(shared_bytes("1")).get();
+        return t.nodes[*l]->metrics().unreachable_reports >= 1;
+    }));
+    REQUIRE(t.nodes[f]->start().ok());
+    for (int k = 0; k < 20; ++k) REQUIRE(t.nodes[*l]->propose(shared_bytes("1")).get().ok());
+    CHECK(
+        eventually([&] { return t.nodes[f]->status().applied >= t.nodes[*l]->status().applied; }));
+    CHECK(t.read_total(f) == t.read_total(*l));
+}
+
 TEST_CASE("node: stopped and started again without snapshots, nothing is applied twice") {
     trio t;
     t.start_all();

@@ -173,6 +173,62 @@ TEST_CASE("transport: a full send queue drops new messages and counts them, neve
     CHECK(a.dropped(2) == 900);
 }
 
+TEST_CASE("transport: a lost connection, and drops to a peer that stops reading, are reported") {
+    endpoint_pair p;
+    std::mutex m;
+    std::vector<node_id> reports;
+    auto count = [&] {
+        std::lock_guard l(m);
+        return reports.size();
+    };
+    asio_tcp_transport a(p.opts(1)), b(p.opts(2));
+    a.on_unreachable([&](node_id id) {
+        std::lock_guard l(m);
+        reports.push_back(id);
+    });
+    REQUIRE(a.start([](message&&) {}).ok());
+    REQUIRE(b.start(p.collect()).ok());
+    REQUIRE(test::eventually([&] {
+        a.send(heartbeat(1));
+        return p.received() > 0;
+    }));
+    CHECK(count() == 0);
+    b.stop();  // the connection goes down under the sender
+    REQUIRE(test::eventually([&] {
+        a.send(heartbeat(2));
+        return count() > 0;
+    }));
+    {
+        std::lock_guard l(m);
+        CHECK(reports.front() == 2);
+    }
+    a.stop();
+
+    // A peer that accepts and never reads: the socket fills, then the queue, then drops.
+    auto o = p.opts(1);
+    o.max_queue_messages = 4;
+    asio_tcp_transport c(o);
+    c.on_unreachable([&](node_id id) {
+        std::lock_guard l(m);
+        reports.push_back(id);
+    });
+    asio::io_context io;
+    asio::ip::tcp::acceptor silent(io, {asio::ip::make_address("127.0.0.1"), p.peers.at(2).port});
+    const auto before = count();
+    REQUIRE(c.start([](message&&) {}).ok());
+    message big{.type = message_type::append, .from = 1, .to = 2, .term = 3};
+    big.entries = {{3, 1, entry_type::normal, shared_bytes(std::string(1 << 20, 'x'))}};
+    REQUIRE(test::eventually([&] {
+        c.send(message(big));
+        return c.dropped(2) > 0;
+    }));
+    for (int k = 0; k < 20; ++k) c.send(message(big));  // more drops, in the same stall
+    CHECK(test::eventually([&] { return count() == before + 1; }));
+    std::this_thread::sleep_for(100ms);
+    CHECK(count() == before + 1);  // once per stall, not once per drop
+    c.stop();
+}
+
 TEST_CASE("transport: a peer of another cluster is refused and logged once") {
     endpoint_pair p;
     asio_tcp_transport a(p.opts(1, 99), p.sink());  // wrong cluster id, keeps reconnecting

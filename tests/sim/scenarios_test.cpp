@@ -338,6 +338,37 @@ TEST_CASE("Churn: random cuts, crashes and restarts while proposing; nothing com
     }
 }
 
+TEST_CASE("Unreachable: appends lost with a connection are resent at the next proposal") {
+    for (std::uint64_t seed = 1; seed <= 10; ++seed) {
+        CAPTURE(seed);
+        auto o = with(3, seed);
+        o.max_inflight_messages = 2;
+        o.report_unreachable = true;
+        cluster<> c(o);
+        auto l = wait_leader(c, 10 * election_timeout(o));
+        REQUIRE(l);
+        REQUIRE(commit_one(c, "first", 1'000 * ms));
+        const node_id f = *l % 3 + 1;
+        REQUIRE(converge(c, 1'000 * ms));
+        // Two appends in flight to f (its whole window), lost together as with a connection.
+        c.propose("a");
+        c.propose("b");
+        std::size_t in_flight = 0;
+        for (const auto& [id, pr] : c.at(*l).raft->status().followers)
+            if (id == f) in_flight = pr.window.count();
+        REQUIRE(in_flight == 2);
+        c.isolate(f);
+        c.run_for(2 * ms);  // their delivery fails, and the leader hears of it
+        c.heal();
+        c.propose("c");
+        // f is sent what it lacks at once, not after a heartbeat's answer (100 ms).
+        CHECK(c.run_until(
+            [&] { return c.at(f).raft->status().last_index == c.at(*l).raft->status().last_index; },
+            20 * ms));
+        CHECK(c.ok());
+    }
+}
+
 TEST_CASE("SnapshotCatchUp: a follower down for many snapshots catches up by snapshot") {
     for (std::uint64_t seed = 1; seed <= 5; ++seed) {
         CAPTURE(seed);

@@ -115,6 +115,9 @@ struct cluster_options {
     double torn_writes = 0;  ///< Chance that a crash tears the write in progress (0..1).
     std::size_t max_inflight_messages = 64;
     std::size_t max_entries_per_message = 64;
+    /// A lost message is reported to its sender's core (`report_unreachable`) at its next
+    /// step, as the TCP runtime reports a lost connection or a full send queue.
+    bool report_unreachable = false;
 };
 
 /// Simulated cluster of `StateMachine` nodes over the storage slots of `Policies`.
@@ -157,6 +160,7 @@ public:
         bool fresh_snapshot_wanted = false;   ///< A transfer found no intact snapshot to send.
         std::size_t snapshots_installed = 0;  ///< Snapshots received from a leader and loaded.
         std::vector<read_state> reads;        ///< Read points confirmed for this node.
+        std::vector<node_id> unreachable;     ///< Peers a message to was lost, to report.
     };
 
     /// How nodes get their storage and state machine. Empty members use defaults: one
@@ -173,6 +177,11 @@ public:
         : opt_(o), net_(o.seed), make_(std::move(f)) {
         if (opt_.snapshot_every != 0) opt_.snapshots.entries = opt_.snapshot_every;
         for (std::size_t i = 1; i <= o.nodes; ++i) ids_.push_back(i);
+        if (opt_.report_unreachable)
+            net_.on_drop = [this](const message& m) {
+                auto it = nodes_.find(m.from);
+                if (it != nodes_.end() && it->second->up) it->second->unreachable.push_back(m.to);
+            };
         for (node_id id : ids_) {
             auto n = std::make_unique<node>();
             n->id = id;
@@ -185,6 +194,9 @@ public:
             start(id);
         }
     }
+
+    cluster(const cluster&) = delete;  // the network's drop hook points at this cluster
+    cluster& operator=(const cluster&) = delete;
 
     // ---- driving ------------------------------------------------------------------------
 
@@ -411,6 +423,7 @@ private:
         n.raft.reset();
         n.sm.reset();
         n.reads.clear();
+        n.unreachable.clear();
         std::erase_if(reads_, [&](const auto& kv) { return kv.first.first == n.id; });
     }
 
@@ -474,6 +487,9 @@ private:
         now_ = std::max(now_, next);
 
         for (auto& [id, n] : nodes_) {
+            if (n->up)
+                for (node_id to : std::exchange(n->unreachable, {}))
+                    n->raft->report_unreachable(to);
             if (n->up && n->next_tick <= now_) {
                 n->raft->tick();
                 n->xfer->tick();

@@ -56,6 +56,7 @@ inline schedule_result run_schedule(const schedule_options& so) {
     co.disk_max = std::vector<sim_time>{100, 500, 20'000}[pick(3)];
     co.pre_vote = !chance(20);
     co.check_quorum = !chance(20);
+    co.report_unreachable = (so.seed / 2) % 2 == 0;  // from the seed: the draws stay as they were
     cluster c(co);
 
     network_faults nf;
@@ -75,7 +76,8 @@ inline schedule_result run_schedule(const schedule_options& so) {
         " max_entries=" + std::to_string(co.max_entries_per_message) + " max_inflight=" +
         std::to_string(co.max_inflight_messages) + " disk_max=" + std::to_string(co.disk_max) +
         "us" + " pre_vote=" + std::to_string(co.pre_vote) +
-        " check_quorum=" + std::to_string(co.check_quorum) + " drop=" + std::to_string(nf.drop) +
+        " check_quorum=" + std::to_string(co.check_quorum) + " report_unreachable=" +
+        std::to_string(co.report_unreachable) + " drop=" + std::to_string(nf.drop) +
         " dup=" + std::to_string(nf.duplicate) + " long_delay=" + std::to_string(nf.long_delay));
 
     // Proposed but not yet seen committed, with when each was last proposed.

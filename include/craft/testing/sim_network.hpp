@@ -57,11 +57,15 @@ public:
         return !blocked_.contains({from, to});
     }
 
+    /// Called with each message lost to a drop or a partition, when set: a TCP runtime
+    /// learns of such losses from its transport (a lost connection, a full send queue).
+    std::function<void(const message&)> on_drop;
+
     /// Sends `m` at time `now`, applying the fault profile.
     void send(message m, sim_time now) {
         ++sent_;
         if (!connected(m.from, m.to) || chance(faults_.drop)) {
-            ++dropped_;
+            lost(m);
             return;
         }
         if (chance(faults_.duplicate)) enqueue(m, now);
@@ -81,7 +85,7 @@ public:
             message m = std::move(const_cast<in_flight&>(queue_.top()).msg);
             queue_.pop();
             if (!connected(m.from, m.to)) {
-                ++dropped_;
+                lost(m);
                 continue;
             }
             deliver(std::move(m));
@@ -118,6 +122,11 @@ private:
             return a.at != b.at ? a.at > b.at : a.seq > b.seq;
         }
     };
+
+    void lost(const message& m) {
+        ++dropped_;
+        if (on_drop) on_drop(m);
+    }
 
     void enqueue(message m, sim_time now) {
         sim_time d = uniform(faults_.delay_min, faults_.delay_max);

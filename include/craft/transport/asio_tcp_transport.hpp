@@ -15,7 +15,11 @@
 /// it). TCP_NODELAY is on; a lost connection is retried with
 /// exponential back-off and jitter. Each peer's send queue is bounded by count and bytes:
 /// when it is full the new message is dropped and counted (Raft retransmits), never blocking
-/// the caller.
+/// the caller. Either loss (a connection that was up going down with what it was writing, a
+/// message dropped at a full queue while connected) is reported to the `on_unreachable`
+/// handler, which a node turns into its core's `report_unreachable` (etcd's
+/// ReportUnreachable): the leader resends from the last acknowledged entry at its next
+/// proposal rather than waiting for a heartbeat's answer.
 
 #include <asio.hpp>
 
@@ -79,6 +83,11 @@ public:
     asio_tcp_transport(const asio_tcp_transport&) = delete;
     asio_tcp_transport& operator=(const asio_tcp_transport&) = delete;
 
+    /// Sets what is told (on the I/O thread) the id of a peer that messages to were lost:
+    /// its connection, once up, went down, or its full queue dropped one (once per stall:
+    /// again only after a write to it completes). Set before `start`.
+    void on_unreachable(std::function<void(node_id)> f) { unreachable_ = std::move(f); }
+
     /// Listens, connects to the peers and starts delivering to `handler` (on the I/O thread).
     status start(std::function<void(message&&)> handler) {
         std::unique_lock guard(e_mutex_);
@@ -124,19 +133,26 @@ public:
         if (it == e_->peers.end()) return;
         peer& p = *it->second;
         const std::size_t bytes = approx_size(m);
+        bool lost = false;
         {
             std::lock_guard lock(p.mutex);
             if (p.connected && !p.writing && p.queue.empty()) return write_now(p, m);
             if (p.queue.size() >= opt_.max_queue_messages ||
                 p.queued_bytes + bytes > opt_.max_queue_bytes) {
                 ++dropped_.at(p.id);
-                return;
+                // Lost while connected (a peer that does not read): reported once per stall.
+                // While disconnected, nothing is in flight but what the lost connection took
+                // (reported then).
+                if (!p.connected || std::exchange(p.drop_reported, true)) return;
+                lost = true;
+            } else {
+                p.queue.push_back(std::move(m));
+                p.queued_bytes += bytes;
+                if (p.flush_posted) return;
+                p.flush_posted = true;
             }
-            p.queue.push_back(std::move(m));
-            p.queued_bytes += bytes;
-            if (p.flush_posted) return;
-            p.flush_posted = true;
         }
+        if (lost) return asio::post(e_->io, [this, &p] { report_unreachable(p); });
         asio::post(e_->io, [this, &p] { flush(p); });
     }
 
@@ -238,13 +254,14 @@ private:
         tcp_endpoint ep;
         asio::ip::tcp::socket socket;
         asio::steady_timer timer;
-        mutable std::mutex mutex;  // guards the next five (and `out` while not writing)
+        mutable std::mutex mutex;  // guards the next six (and `out` while not writing)
         std::deque<message> queue;
         std::size_t queued_bytes = 0;
         bool flush_posted = false;
-        bool connected = false;  // set by the I/O thread; a sender then writes directly
-        bool writing = false;    // the I/O thread owns `out` and the socket's writes
-        std::string out;         // the frames being written
+        bool connected = false;      // set by the I/O thread; a sender then writes directly
+        bool writing = false;        // the I/O thread owns `out` and the socket's writes
+        bool drop_reported = false;  // a drop was reported; again after a write completes
+        std::string out;             // the frames being written
         // I/O thread only:
         bool connecting = false;
         std::chrono::milliseconds backoff{0};
@@ -329,6 +346,7 @@ private:
             {
                 std::lock_guard lock(p.mutex);
                 p.connected = p.writing = true;
+                p.drop_reported = false;
                 p.out.clear();
                 put_frame(p.out, handshake(opt_.cluster_id, opt_.id, p.id));
             }
@@ -358,6 +376,7 @@ private:
         }
         std::error_code ec;
         p.socket.close(ec);
+        if (was_connected) report_unreachable(p);  // what it was writing is lost
         // A connection that lived a while was healthy: start the back-off afresh. One closed
         // at once (a peer refusing our handshake) keeps backing off.
         if (was_connected &&
@@ -373,6 +392,11 @@ private:
             p.backing_off = false;
             if (!err && !stopped_) connect(p);
         });
+    }
+
+    /// Tells the node that messages to `p` were lost (I/O thread).
+    void report_unreachable(const peer& p) {
+        if (unreachable_) unreachable_(p.id);
     }
 
     /// Encodes everything queued for `p` into one buffer and writes it.
@@ -408,6 +432,7 @@ private:
             {
                 std::lock_guard lock(p.mutex);
                 p.writing = false;
+                p.drop_reported = false;  // it reads again
                 more = !p.queue.empty() && !p.flush_posted;
                 if (more) p.flush_posted = true;
             }
@@ -602,6 +627,7 @@ private:
     std::map<node_id, std::atomic<std::uint64_t>> dropped_;
     std::set<std::string> logged_;  // refusals already logged (I/O thread)
     std::function<void(message&&)> handler_;
+    std::function<void(node_id)> unreachable_;  // set before start()
     std::atomic<bool> stopped_{true};
     std::atomic<std::uint64_t> rejected_{0};
     std::atomic<std::uint64_t> msgs_sent_{0}, bytes_sent_{0}, msgs_received_{0}, bytes_received_{0};
