@@ -158,6 +158,15 @@ concept reports_unreachable = requires(T& t, std::function<void(node_id)> f) {
     t.on_unreachable(std::move(f));
 };
 
+/// A transport that says when it handed over what one read brought (optional): `f`, given
+/// to `t.on_delivered(f)` before `start`, runs on the delivering thread after the handler
+/// calls for one read; the node then steps its core on that thread, sparing a thread
+/// hand-off, and the messages of one read in one step.
+template <class T>
+concept reports_delivered = requires(T& t, std::function<void()> f) {
+    t.on_delivered(std::move(f));
+};
+
 /// Checks a policy bundle at the point of use, with one plain-words message per slot.
 /// @tparam Policies a struct with the member types `log_store` and `snapshot_store` (and,
 ///         for a networked node, `transport`).

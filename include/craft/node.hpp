@@ -3,10 +3,12 @@
 /// `basic_node<StateMachine, Policies>`: the runtime shell. It drives the pure core with real
 /// time and threads, the way DESIGN.md draws it:
 ///
-/// - the **core thread** is the only place Raft state changes (never locked, never blocks on
+/// - the **core strand** is the only place Raft state changes (never locked, never blocks on
 ///   I/O): it merges the proposals of every caller into one batch per step, steps messages,
 ///   ticks, sends the leader's replication traffic at once, and hands the rest of each ready
-///   batch to the log thread;
+///   batch to the log thread. One thread at a time steps it: the core thread (ticks, and
+///   what callers propose or read), or, sparing a thread hand-off each way, the transport's
+///   I/O thread right after a read brought messages, or the log thread right after a write;
 /// - the **log thread** writes each batch with one sync, reports it durable to the core
 ///   (which then sends the acknowledgements and counts the leader itself), and compacts;
 /// - the **apply thread** feeds committed entries to the state machine in index order, in
@@ -344,6 +346,14 @@ public:
                                     ", applied " + std::to_string(applied_) + ", log " +
                                     std::to_string(log_->first_index()) + ".." +
                                     std::to_string(log_->last_index());
+        // The core strand's state, before any thread can step it.
+        held_messages_.clear();  // an earlier run that failed mid-step left them: drop them
+        next_tick_ = clock::now() + opt_.tick;
+        next_publish_ = clock::now();
+        shown_ = {};
+        shown_term_ = 0;
+        outstanding_ = false;
+        core_busy_ = core_waiter_ = core_failed_ = false;
         core_thread_ = std::thread([this] { core_loop(); });
         log_thread_ = std::thread([this] { log_loop(); });
         apply_thread_ = std::thread([this] { apply_loop(); });
@@ -352,6 +362,8 @@ public:
         detail::name_thread(apply_thread_, "craft-apply");
         if constexpr (reports_unreachable<transport_type>)
             transport_->on_unreachable([this](node_id p) { post_unreachable(p); });
+        if constexpr (reports_delivered<transport_type>)
+            transport_->on_delivered([this] { messages_delivered(); });
         if (auto st = transport_->start([this](message&& m) { post_message(std::move(m)); }); !st) {
             stop_locked("the transport did not start: " + st.message());
             return st;
@@ -373,16 +385,18 @@ public:
     /// the state machine's result. With `expected_term`, refused unless this node still
     /// leads in that term.
     void propose(shared_bytes command, callback done, std::optional<term_t> expected_term = {}) {
-        bool accepted = false;
+        bool accepted = false, wake = false;
         {
             std::lock_guard l(inbox_mutex_);
             if (running_ && !stopping_) {
                 inbox_.proposals.push_back({std::move(command), std::move(done), expected_term});
                 accepted = true;
+                wake = !core_busy_;  // a thread running the core takes it before letting go
             }
         }
         // Woken after the unlock, the core does not block on the mutex we still hold.
-        if (accepted) return inbox_cv_.notify_one();
+        if (wake) inbox_cv_.notify_one();
+        if (accepted) return;
         done(not_applied("craft: node is not running"));
     }
     /// Proposes raw bytes; the future holds the state machine's result.
@@ -437,7 +451,7 @@ public:
             std::lock_guard l(inbox_mutex_);
             if (running_ && !stopping_) {
                 inbox_.reads.push_back(std::move(r));
-                inbox_cv_.notify_one();
+                if (!core_busy_) inbox_cv_.notify_one();
                 return;
             }
         }
@@ -458,7 +472,7 @@ public:
             std::lock_guard l(inbox_mutex_);
             if (running_ && !stopping_) {
                 inbox_.transfers.push_back({to, p});
-                inbox_cv_.notify_one();
+                if (!core_busy_) inbox_cv_.notify_one();
                 return fut;
             }
         }
@@ -669,10 +683,12 @@ private:
     void stop_locked(const std::string& why) {
         if (!running_) return;
         if (!why.empty()) log(log_level::error, "stopping: " + why);
-        transport_->stop();  // no message arrives after this
+        // The core first: the transport's I/O thread may be stepping it (and sending through
+        // the transport), which the transport's stop would wait for.
         halt_threads();
         for (auto* t : {&core_thread_, &log_thread_, &apply_thread_})
             if (t->joinable()) t->join();
+        transport_->stop();  // no message arrives after this
         // Whatever is still waiting fails clearly.
         const auto reason = craft::status::error(why.empty() ? "craft: node stopped"
                                                              : "craft: node stopped: " + why);
@@ -785,23 +801,36 @@ private:
 
     // ---- core thread --------------------------------------------------------------------
 
+    /// A message from the transport: with a transport that says when it handed over what
+    /// one read brought (`on_delivered`), the core runs then, on its thread; else the core
+    /// thread is woken.
     void post_message(message&& m) {
+        bool wake = false;
         {
             std::lock_guard l(inbox_mutex_);
             if (stopping_) return;
             inbox_.messages.push_back(std::move(m));
+            wake = !core_busy_ && !reports_delivered<transport_type>;
         }
-        inbox_cv_.notify_one();
+        if (wake) inbox_cv_.notify_one();
+    }
+
+    /// The transport handed over what one read brought (its I/O thread): step the core here.
+    void messages_delivered() {
+        std::unique_lock l(inbox_mutex_);
+        if (!inbox_.empty()) run_core_here(l);
     }
 
     /// The transport lost messages to `peer` (its I/O thread).
     void post_unreachable(node_id peer) {
+        bool wake = false;
         {
             std::lock_guard l(inbox_mutex_);
             if (stopping_) return;
             inbox_.unreachable.push_back(peer);
+            wake = !core_busy_;
         }
-        inbox_cv_.notify_one();
+        if (wake) inbox_cv_.notify_one();
     }
 
     /// Why the node stopped by itself (ok while it serves).
@@ -826,87 +855,131 @@ private:
         transfer_.reset();
     }
 
+    /// The core thread's part of the strand: runs the core when work waits and no other
+    /// thread runs it, and ticks when nobody else did; returns (with no runner left) once the
+    /// node stops or a step failed.
     void core_run() {
-        held_messages_.clear();  // an earlier run that failed mid-step left them: drop them
-        auto next_tick = clock::now() + opt_.tick;
-        auto next_publish = clock::now();
-        core::soft_state shown;
-        term_t shown_term = 0;
-        bool outstanding = false;
-        while (true) {
-            inbox in;
-            {
-                std::unique_lock l(inbox_mutex_);
-                inbox_cv_.wait_until(l, next_tick, [&] { return stopping_ || !inbox_.empty(); });
-                if (stopping_) return;
-                // Take at most one batch of proposals per step; the rest wait for the next.
-                in.messages.swap(inbox_.messages);
-                in.reads.swap(inbox_.reads);
-                in.transfers.swap(inbox_.transfers);
-                in.persisted.swap(inbox_.persisted);
-                in.unreachable.swap(inbox_.unreachable);
-                inbox_.backlog_freed = false;
-                if (inbox_.proposals.size() <= opt_.max_proposals_per_batch) {
-                    in.proposals.swap(inbox_.proposals);
-                } else {
-                    auto cut = inbox_.proposals.begin() +
-                               static_cast<std::ptrdiff_t>(opt_.max_proposals_per_batch);
-                    std::move(inbox_.proposals.begin(), cut, std::back_inserter(in.proposals));
-                    inbox_.proposals.erase(inbox_.proposals.begin(), cut);
-                }
+        std::unique_lock l(inbox_mutex_);
+        while (!stopping_ && !core_failed_) {
+            if (core_busy_) {  // another thread runs it: wait for it to let go
+                core_waiter_ = true;
+                inbox_cv_.wait(l);
+                continue;
             }
-            const auto now = clock::now();
-            if (now >= next_tick) {
-                raw_->tick();
-                xfer_->tick();
-                next_tick += opt_.tick;
-                if (next_tick < now) next_tick = now + opt_.tick;  // we fell behind: no burst
-                expire_reads(now);
+            if (inbox_.empty() && clock::now() < next_tick_) {
+                const auto until = next_tick_;  // (a runner may move it while we wait)
+                inbox_cv_.wait_until(l, until);
+                continue;
             }
-            for (node_id p : in.unreachable) raw_->report_unreachable(p);
-            metrics_counters::add(metrics_.unreachable_reports, in.unreachable.size());
-            for (auto& m : in.messages) {
-                if (!runtime_message(m)) detail::deliver(*raw_, *xfer_, std::move(m));
-            }
-            if (!in.proposals.empty()) propose_batch(in.proposals);
-            for (auto& r : in.reads) start_read(std::move(r));
-            for (auto& [to, p] : in.transfers) start_transfer(to, std::move(p), now);
-            if (transfer_) step_transfer(now);
-            if (in.persisted) {
-                finish_ready(std::move(*in.persisted));
-                outstanding = false;
-            }
-            flush_transfer();
-            // Followers learn a new commit index now, not a tick later: a client waiting on a
-            // follower (a forwarded write) is answered as soon as the follower applies.
-            if (!in.messages.empty()) raw_->notify_commit();
-            if (auto h = log_->health(); !h.ok()) return fail(h);
-            if (!xfer_->error().ok()) return fail(xfer_->error());
-            // A state machine far behind holds new batches back (bounded apply queue). A batch
-            // finished here (nothing to write, or an inline store) can make the next one
-            // (advance() commits, or a lone candidate wins): that one goes now, not a tick later.
-            for (int k = 0; !outstanding && k < max_batches_per_step &&
-                            apply_backlog_ < max_apply_backlog && raw_->has_ready();
-                 ++k) {
-                outstanding = begin_ready();
-                if (write_failed_) return;
-            }
-            send_held_messages();
-            if (outstanding) {  // while our own batch is written:
-                for (auto& m : raw_->take_early_messages()) send(std::move(m));  // replicate
-                apply_durable_committed();
-            }
-            // What status() shows: at once when role, leader or term changed, else at most
-            // once a tick (building it copies the configuration and every follower's progress).
-            const auto& r = raw_->raft_state();
-            if (now >= next_publish || r.role() != shown.role || r.leader() != shown.leader ||
-                r.term() != shown_term) {
-                publish();
-                shown = {r.leader(), r.role()};
-                shown_term = r.term();
-                next_publish = now + opt_.tick;
-            }
+            core_busy_ = true;
+            run_core(l, std::numeric_limits<int>::max());
         }
+        core_waiter_ = true;
+        inbox_cv_.wait(l, [&] { return !core_busy_; });
+    }
+
+    /// Runs the core on this thread when nobody does (the caller pushed work under `l`):
+    /// the transport's I/O thread and the log thread step the core themselves, sparing a
+    /// thread hand-off each way. What another runner holds, it takes in its next step.
+    void run_core_here(std::unique_lock<std::mutex>& l) {
+        if (core_busy_ || stopping_) return;
+        core_busy_ = true;
+        run_core(l, max_borrowed_steps);
+    }
+
+    /// Steps the core while work waits, at most `steps` times (`l` held on entry and on
+    /// return, released around each step), then lets go of it, waking the core thread when
+    /// it waits for that, or when work is left.
+    void run_core(std::unique_lock<std::mutex>& l, int steps) {
+        while (steps-- > 0) {
+            inbox in = take_inbox();
+            l.unlock();
+            const bool ok = core_step(in);
+            l.lock();
+            if (!ok) core_failed_ = true;
+            if (!ok || stopping_ || (inbox_.empty() && clock::now() < next_tick_)) break;
+        }
+        core_busy_ = false;
+        const bool left = !inbox_.empty() || clock::now() >= next_tick_;
+        if (std::exchange(core_waiter_, false) || stopping_ || core_failed_ || left)
+            inbox_cv_.notify_all();
+    }
+
+    /// Takes the core's work from the inbox (`inbox_mutex_` held): everything but proposals
+    /// beyond one batch, which wait for the next step.
+    inbox take_inbox() {
+        inbox in;
+        in.messages.swap(inbox_.messages);
+        in.reads.swap(inbox_.reads);
+        in.transfers.swap(inbox_.transfers);
+        in.persisted.swap(inbox_.persisted);
+        in.unreachable.swap(inbox_.unreachable);
+        inbox_.backlog_freed = false;
+        if (inbox_.proposals.size() <= opt_.max_proposals_per_batch) {
+            in.proposals.swap(inbox_.proposals);
+        } else {
+            auto cut = inbox_.proposals.begin() +
+                       static_cast<std::ptrdiff_t>(opt_.max_proposals_per_batch);
+            std::move(inbox_.proposals.begin(), cut, std::back_inserter(in.proposals));
+            inbox_.proposals.erase(inbox_.proposals.begin(), cut);
+        }
+        return in;
+    }
+
+    /// One step of the core over what `in` brought; false when the node failed.
+    bool core_step(inbox& in) {
+        const auto now = clock::now();
+        if (now >= next_tick_) {
+            raw_->tick();
+            xfer_->tick();
+            next_tick_ += opt_.tick;
+            if (next_tick_ < now) next_tick_ = now + opt_.tick;  // we fell behind: no burst
+            expire_reads(now);
+        }
+        for (node_id p : in.unreachable) raw_->report_unreachable(p);
+        metrics_counters::add(metrics_.unreachable_reports, in.unreachable.size());
+        for (auto& m : in.messages) {
+            if (!runtime_message(m)) detail::deliver(*raw_, *xfer_, std::move(m));
+        }
+        if (!in.proposals.empty()) propose_batch(in.proposals);
+        for (auto& r : in.reads) start_read(std::move(r));
+        for (auto& [to, p] : in.transfers) start_transfer(to, std::move(p), now);
+        if (transfer_) step_transfer(now);
+        if (in.persisted) {
+            finish_ready(std::move(*in.persisted));
+            outstanding_ = false;
+        }
+        flush_transfer();
+        // Followers learn a new commit index now, not a tick later: a client waiting on a
+        // follower (a forwarded write) is answered as soon as the follower applies.
+        if (!in.messages.empty()) raw_->notify_commit();
+        if (auto h = log_->health(); !h.ok()) return fail(h), false;
+        if (!xfer_->error().ok()) return fail(xfer_->error()), false;
+        // A state machine far behind holds new batches back (bounded apply queue). A batch
+        // finished here (nothing to write, or an inline store) can make the next one
+        // (advance() commits, or a lone candidate wins): that one goes now, not a tick later.
+        for (int k = 0; !outstanding_ && k < max_batches_per_step &&
+                        apply_backlog_ < max_apply_backlog && raw_->has_ready();
+             ++k) {
+            outstanding_ = begin_ready();
+            if (write_failed_) return false;
+        }
+        send_held_messages();
+        if (outstanding_) {  // while our own batch is written:
+            for (auto& m : raw_->take_early_messages()) send(std::move(m));  // replicate
+            apply_durable_committed();
+        }
+        // What status() shows: at once when role, leader or term changed, else at most
+        // once a tick (building it copies the configuration and every follower's progress).
+        const auto& r = raw_->raft_state();
+        if (now >= next_publish_ || r.role() != shown_.role || r.leader() != shown_.leader ||
+            r.term() != shown_term_) {
+            publish();
+            shown_ = {r.leader(), r.role()};
+            shown_term_ = r.term();
+            next_publish_ = now + opt_.tick;
+        }
+        return true;
     }
 
     proposal_outcome not_leader() const {
@@ -1342,11 +1415,9 @@ private:
             }
             auto& rd = std::get<core::ready>(job);
             if (auto st = write_ready(rd); !st) return fail(st);
-            {
-                std::lock_guard l(inbox_mutex_);
-                inbox_.persisted = std::move(rd);
-            }
-            inbox_cv_.notify_one();
+            std::unique_lock l(inbox_mutex_);
+            inbox_.persisted = std::move(rd);
+            run_core_here(l);  // answer, apply and hand over the next batch from here
         }
     }
 
@@ -1612,6 +1683,12 @@ private:
     std::condition_variable inbox_cv_;
     inbox inbox_;
     bool stopping_ = false;
+    // The core is a strand: one thread at a time steps it, the core thread or (sparing a
+    // hand-off) the transport's or the log thread that brought the work (inbox_mutex_).
+    bool core_busy_ = false;                      // a thread is stepping the core
+    bool core_waiter_ = false;                    // the core thread waits for it to let go
+    bool core_failed_ = false;                    // a step failed: the core thread ends
+    static constexpr int max_borrowed_steps = 4;  // steps another thread runs before handing back
     bool ran_before_ = false;
     std::atomic<std::uint16_t> port_{0};
     /// Committed entries are applied while a write is in progress (see begin_ready), unless
@@ -1625,7 +1702,11 @@ private:
     static constexpr std::size_t max_apply_backlog = 64;  // ready batches queued for applying
     std::atomic<std::size_t> apply_backlog_{0};
 
-    // core thread only
+    // core strand only (whichever thread steps the core)
+    clock::time_point next_tick_, next_publish_;
+    core::soft_state shown_;  // what status() showed last
+    term_t shown_term_ = 0;
+    bool outstanding_ = false;  // a batch is with the log thread
     std::map<std::uint64_t, pending_read> reads_in_core_;
     std::map<std::uint64_t, forwarded> forwards_;
     std::uint64_t forward_seq_ = 0;

@@ -87,6 +87,9 @@ public:
     /// its connection, once up, went down, or its full queue dropped one (once per stall:
     /// again only after a write to it completes). Set before `start`.
     void on_unreachable(std::function<void(node_id)> f) { unreachable_ = std::move(f); }
+    /// Sets what runs (on the I/O thread) after the handler took every message one read
+    /// brought. Set before `start`.
+    void on_delivered(std::function<void()> f) { delivered_ = std::move(f); }
 
     /// Listens, connects to the peers and starts delivering to `handler` (on the I/O thread).
     status start(std::function<void(message&&)> handler) {
@@ -544,6 +547,7 @@ private:
                     return drop(c);  // a peer going away is not bad input
                 }
                 c->end += n;
+                const auto before = msgs_received_.load(std::memory_order_relaxed);
                 while (c->end - c->begin >= 8) {
                     const char* at = c->buf.get() + c->begin;
                     const frame_header h = read_header(at);
@@ -558,6 +562,8 @@ private:
                     c->begin += 8 + std::size_t{h.length};
                     if (!on_frame(c, h, std::string_view(at + 8, h.length))) return;
                 }
+                if (delivered_ && msgs_received_.load(std::memory_order_relaxed) != before)
+                    delivered_();
                 read_more(c);
             });
     }
@@ -628,6 +634,7 @@ private:
     std::set<std::string> logged_;  // refusals already logged (I/O thread)
     std::function<void(message&&)> handler_;
     std::function<void(node_id)> unreachable_;  // set before start()
+    std::function<void()> delivered_;           // set before start()
     std::atomic<bool> stopped_{true};
     std::atomic<std::uint64_t> rejected_{0};
     std::atomic<std::uint64_t> msgs_sent_{0}, bytes_sent_{0}, msgs_received_{0}, bytes_received_{0};
