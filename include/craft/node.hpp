@@ -353,6 +353,7 @@ public:
         shown_ = {};
         shown_term_ = 0;
         outstanding_ = false;
+        commit_wanted_.clear();
         core_busy_ = core_waiter_ = core_failed_ = false;
         core_thread_ = std::thread([this] { core_loop(); });
         log_thread_ = std::thread([this] { log_loop(); });
@@ -950,9 +951,7 @@ private:
             outstanding_ = false;
         }
         flush_transfer();
-        // Followers learn a new commit index now, not a tick later: a client waiting on a
-        // follower (a forwarded write) is answered as soon as the follower applies.
-        if (!in.messages.empty()) raw_->notify_commit();
+        notify_forwarders();
         if (auto h = log_->health(); !h.ok()) return fail(h), false;
         if (!xfer_->error().ok()) return fail(xfer_->error()), false;
         // A state machine far behind holds new batches back (bounded apply queue). A batch
@@ -1141,12 +1140,31 @@ private:
                 metrics_counters::add(metrics_.proposals, n);
                 resp.index = res.first;
                 resp.log_term = res.term;
+                auto& wanted = commit_wanted_[m.from];
+                wanted = std::max(wanted, res.last);
             } else {
                 resp.reject = true;
                 resp.reject_hint = res.leader;
             }
         }
         transport_->send(std::move(resp));
+    }
+
+    /// A follower whose clients wait on commands it forwarded learns of their commit at once,
+    /// not at the next tick, so it applies them and answers. The others learn a new commit
+    /// index with the next append or at the tick (a notice per commit to every follower
+    /// cost each of them a wake-up of its I/O and apply threads: with one client, a fifth
+    /// of the CPU per operation).
+    void notify_forwarders() {
+        if (commit_wanted_.empty()) return;
+        if (raw_->raft_state().role() != core::role::leader) return commit_wanted_.clear();
+        for (auto it = commit_wanted_.begin(); it != commit_wanted_.end();) {
+            if (raw_->notify_commit(it->first) >= it->second) {
+                it = commit_wanted_.erase(it);
+            } else {
+                ++it;
+            }
+        }
     }
 
     /// The follower side: the leader appended our commands (or refused them).
@@ -1710,6 +1728,7 @@ private:
     std::map<std::uint64_t, pending_read> reads_in_core_;
     std::map<std::uint64_t, forwarded> forwards_;
     std::uint64_t forward_seq_ = 0;
+    std::map<node_id, index_t> commit_wanted_;  // leader: followers' forwarded commands' last
     std::optional<transfer> transfer_;
     node_id last_leader_ = no_node;
     std::vector<message> held_messages_;        ///< To send at the end of this step, in order.

@@ -216,6 +216,27 @@ TEST_CASE("commit notices: notify_commit tells followers at once instead of on t
     n.elect(1);
     n[2].node->notify_commit();
     CHECK(n[2].flush().empty());
+    CHECK(n[2].node->notify_commit(3) == 0);
+}
+
+TEST_CASE("commit notices: notify_commit(to) tells that follower alone what it can use") {
+    net n(3);
+    n.elect(1);
+    n.drop = [](const message& x) { return x.type == message_type::commit; };
+    n.propose(1, "a");
+    n.settle();
+    const index_t c = n[1].r().log().committed();
+    REQUIRE(c >= 2);
+    CHECK(n[1].node->notify_commit(2) == c);
+    const auto out = n[1].flush();
+    const auto notices = of_type(out, message_type::commit);
+    REQUIRE(notices.size() == 1);
+    CHECK(notices[0].to == 2);
+    CHECK(notices[0].commit == c);
+    CHECK(n[1].node->notify_commit(2) == c);  // told already: nothing more is sent
+    CHECK(of_type(n[1].flush(), message_type::commit).empty());
+    CHECK(n[1].node->notify_commit(1) == 0);  // itself
+    CHECK(n[1].node->notify_commit(9) == 0);  // no such follower
 }
 
 TEST_CASE("early messages: a leader replicates while its batch is written, a follower waits") {

@@ -119,6 +119,15 @@ public:
     void notify_commit() {
         if (role_ == role::leader) send_commit_notices();
     }
+    /// As `notify_commit()`, for follower `to` alone; returns the commit index `to` has been
+    /// told so far (0 when this node does not lead or `to` is no follower).
+    index_t notify_commit(node_id to) {
+        if (role_ != role::leader || to == id()) return 0;
+        auto* pr = find_progress(to);
+        if (!pr) return 0;
+        send_commit_notice(to, *pr);
+        return pr->commit_sent;
+    }
 
     /// Handles a message from another node.
     void step(const message& m) {
@@ -638,16 +647,17 @@ private:
     /// Followers learn the commit index from the next append; one that would otherwise wait
     /// for a heartbeat gets a one-way notice on the next tick.
     void send_commit_notices() {
-        for (auto& [nid, pr] : prs_) {
-            if (nid == id() || pr.state != replication_state::replicate) continue;
-            const index_t c = std::min(pr.match, log_.committed());
-            if (c <= pr.commit_sent) continue;
-            auto t = log_.term(c);
-            if (!t) continue;
-            pr.commit_sent = c;
-            send(
-                {.type = message_type::commit, .to = nid, .log_term = *t, .index = c, .commit = c});
-        }
+        for (auto& [nid, pr] : prs_)
+            if (nid != id()) send_commit_notice(nid, pr);
+    }
+    void send_commit_notice(node_id to, progress& pr) {
+        if (pr.state != replication_state::replicate) return;
+        const index_t c = std::min(pr.match, log_.committed());
+        if (c <= pr.commit_sent) return;
+        auto t = log_.term(c);
+        if (!t) return;
+        pr.commit_sent = c;
+        send({.type = message_type::commit, .to = to, .log_term = *t, .index = c, .commit = c});
     }
 
     /// Sends entries (or a snapshot) to a follower unless its flow control pauses it.
