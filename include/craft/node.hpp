@@ -382,9 +382,9 @@ public:
 
     // ---- proposals ----------------------------------------------------------------------
 
-    /// Proposes raw bytes; `done` runs (on the apply thread, or at once when refused) with
-    /// the state machine's result. With `expected_term`, refused unless this node still
-    /// leads in that term.
+    /// Proposes raw bytes; `done` runs (on the apply thread; when refused, at once or on the
+    /// thread stepping the core, which may be the transport's) with the state machine's
+    /// result. With `expected_term`, refused unless this node still leads in that term.
     void propose(shared_bytes command, callback done, std::optional<term_t> expected_term = {}) {
         bool accepted = false, wake = false;
         {
