@@ -337,6 +337,7 @@ public:
             std::lock_guard l(inbox_mutex_);
             stopping_ = false;
             running_ = true;
+            core_busy_ = core_waiter_ = core_failed_ = false;
         }
         ran_before_ = true;
         port_ = transport_port();
@@ -354,7 +355,6 @@ public:
         shown_term_ = 0;
         outstanding_ = false;
         commit_wanted_.clear();
-        core_busy_ = core_waiter_ = core_failed_ = false;
         core_thread_ = std::thread([this] { core_loop(); });
         log_thread_ = std::thread([this] { log_loop(); });
         apply_thread_ = std::thread([this] { apply_loop(); });
@@ -428,8 +428,9 @@ public:
         read(std::move(f), [p](outcome<R> o) { p->set_value(std::move(o)); });
         return fut;
     }
-    /// As `read(f)`, but `done` gets the outcome (on the apply thread, or at once when the
-    /// node is not running): for servers that must not block a thread per request.
+    /// As `read(f)`, but `done` gets the outcome (on the apply thread; at once when the node
+    /// is not running; on the thread stepping the core when it fails there, which may be the
+    /// transport's): for servers that must not block a thread per request.
     template <class F, class Done>
     requires std::invocable<Done&, outcome<std::invoke_result_t<F&, const StateMachine&>>>
     void read(F f, Done done) {
@@ -881,11 +882,12 @@ private:
 
     /// Runs the core on this thread when nobody does (the caller pushed work under `l`):
     /// the transport's I/O thread and the log thread step the core themselves, sparing a
-    /// thread hand-off each way. What another runner holds, it takes in its next step.
-    void run_core_here(std::unique_lock<std::mutex>& l) {
+    /// thread hand-off each way (the log thread one step, the one that hands it its next
+    /// batch). What another runner holds, it takes in its next step.
+    void run_core_here(std::unique_lock<std::mutex>& l, int steps = max_borrowed_steps) {
         if (core_busy_ || stopping_) return;
         core_busy_ = true;
-        run_core(l, max_borrowed_steps);
+        run_core(l, steps);
     }
 
     /// Steps the core while work waits, at most `steps` times (`l` held on entry and on
@@ -1159,7 +1161,8 @@ private:
         if (commit_wanted_.empty()) return;
         if (raw_->raft_state().role() != core::role::leader) return commit_wanted_.clear();
         for (auto it = commit_wanted_.begin(); it != commit_wanted_.end();) {
-            if (raw_->notify_commit(it->first) >= it->second) {
+            const auto told = raw_->notify_commit(it->first);  // nothing: no longer a follower
+            if (!told || *told >= it->second) {
                 it = commit_wanted_.erase(it);
             } else {
                 ++it;
@@ -1435,7 +1438,7 @@ private:
             if (auto st = write_ready(rd); !st) return fail(st);
             std::unique_lock l(inbox_mutex_);
             inbox_.persisted = std::move(rd);
-            run_core_here(l);  // answer, apply and hand over the next batch from here
+            run_core_here(l, 1);  // answer, apply and hand over the next batch from here
         }
     }
 

@@ -216,7 +216,7 @@ TEST_CASE("commit notices: notify_commit tells followers at once instead of on t
     n.elect(1);
     n[2].node->notify_commit();
     CHECK(n[2].flush().empty());
-    CHECK(n[2].node->notify_commit(3) == 0);
+    CHECK_FALSE(n[2].node->notify_commit(3).has_value());
 }
 
 TEST_CASE("commit notices: notify_commit(to) tells that follower alone what it can use") {
@@ -227,16 +227,16 @@ TEST_CASE("commit notices: notify_commit(to) tells that follower alone what it c
     n.settle();
     const index_t c = n[1].r().log().committed();
     REQUIRE(c >= 2);
-    CHECK(n[1].node->notify_commit(2) == c);
+    CHECK(n[1].node->notify_commit(2) == std::optional<index_t>(c));
     const auto out = n[1].flush();
     const auto notices = of_type(out, message_type::commit);
     REQUIRE(notices.size() == 1);
     CHECK(notices[0].to == 2);
     CHECK(notices[0].commit == c);
-    CHECK(n[1].node->notify_commit(2) == c);  // told already: nothing more is sent
+    CHECK(n[1].node->notify_commit(2) == std::optional<index_t>(c));  // told: nothing more
     CHECK(of_type(n[1].flush(), message_type::commit).empty());
-    CHECK(n[1].node->notify_commit(1) == 0);  // itself
-    CHECK(n[1].node->notify_commit(9) == 0);  // no such follower
+    CHECK_FALSE(n[1].node->notify_commit(1).has_value());  // itself
+    CHECK_FALSE(n[1].node->notify_commit(9).has_value());  // no such follower
 }
 
 TEST_CASE("early messages: a leader replicates while its batch is written, a follower waits") {

@@ -120,11 +120,11 @@ public:
         if (role_ == role::leader) send_commit_notices();
     }
     /// As `notify_commit()`, for follower `to` alone; returns the commit index `to` has been
-    /// told so far (0 when this node does not lead or `to` is no follower).
-    index_t notify_commit(node_id to) {
-        if (role_ != role::leader || to == id()) return 0;
+    /// told so far, or nothing when this node does not lead or `to` is no follower.
+    std::optional<index_t> notify_commit(node_id to) {
+        if (role_ != role::leader || to == id()) return std::nullopt;
         auto* pr = find_progress(to);
-        if (!pr) return 0;
+        if (!pr) return std::nullopt;
         send_commit_notice(to, *pr);
         return pr->commit_sent;
     }

@@ -101,8 +101,9 @@ public:
     void report_unreachable(node_id peer) { r_.report_unreachable(peer); }
     /// On a leader: sends followers the commit index now rather than on the next tick.
     void notify_commit() { r_.notify_commit(); }
-    /// On a leader: tells follower `to` alone; returns the commit index it has been told.
-    index_t notify_commit(node_id to) { return r_.notify_commit(to); }
+    /// On a leader: tells follower `to` alone; returns the commit index it has been told
+    /// (nothing when this node does not lead or `to` is no follower).
+    std::optional<index_t> notify_commit(node_id to) { return r_.notify_commit(to); }
     void report_snapshot(node_id peer, bool ok) { r_.report_snapshot(peer, ok); }
     /// The messages that may go out at once (a leader's replication traffic, never votes or
     /// acknowledgements), also while a batch awaits `advance()`: a runtime sends them while

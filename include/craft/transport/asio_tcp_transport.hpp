@@ -547,7 +547,17 @@ private:
                     return drop(c);  // a peer going away is not bad input
                 }
                 c->end += n;
-                const auto before = msgs_received_.load(std::memory_order_relaxed);
+                // What this read delivered is announced however the read ends (a frame
+                // refused after good ones included).
+                struct announce {
+                    asio_tcp_transport& t;
+                    std::uint64_t before;
+                    ~announce() {
+                        if (t.delivered_ &&
+                            t.msgs_received_.load(std::memory_order_relaxed) != before)
+                            t.delivered_();
+                    }
+                } announce_delivered{*this, msgs_received_.load(std::memory_order_relaxed)};
                 while (c->end - c->begin >= 8) {
                     const char* at = c->buf.get() + c->begin;
                     const frame_header h = read_header(at);
@@ -562,8 +572,6 @@ private:
                     c->begin += 8 + std::size_t{h.length};
                     if (!on_frame(c, h, std::string_view(at + 8, h.length))) return;
                 }
-                if (delivered_ && msgs_received_.load(std::memory_order_relaxed) != before)
-                    delivered_();
                 read_more(c);
             });
     }
