@@ -1353,7 +1353,10 @@ private:
             job_reads_.push_back(std::move(it->second));
             reads_in_core_.erase(it);
         }
-        queue_apply(std::move(job));
+        // A step that only exchanged messages (most of a leader's: acknowledgements that
+        // did not move the commit) leaves the apply thread asleep.
+        if (job.install || !job.committed.empty() || job.soft || !job_reads_.empty())
+            queue_apply(std::move(job));
         raw_->advance();
     }
 
