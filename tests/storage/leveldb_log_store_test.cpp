@@ -379,7 +379,8 @@ TEST_CASE("leveldb_log_store: LevelDB's log written over a spare reads back afte
         return size >= (1u << 20) && size % (1u << 20) == 0;
     };
     index_t last = 0;
-    temp_dir crash, torn, damaged;
+    const hard_state hs{2, 1, 3};  // small integers: the record ends in zero bytes
+    temp_dir crash, torn, hole, first_only, damaged;
     {
         auto s = open_ok(o);
         for (int i = 0; i < 20'000 && !spare_sized(newest_log(d.path)); ++i, last += 4)
@@ -387,9 +388,19 @@ TEST_CASE("leveldb_log_store: LevelDB's log written over a spare reads back afte
         REQUIRE(spare_sized(newest_log(d.path)));  // the current log is a spare
         for (int i = 0; i < 3; ++i, ++last)
             REQUIRE(append(*s, make(last + 1, last + 1, 2, payload)).ok());
+        // The last write, ~51 KB: one record in fragments over two or three 32 KiB blocks.
+        auto big = make(last + 1, last + 50, 2, payload);
+        log_write w;
+        w.entries = big;
+        w.hard = &hs;
+        REQUIRE(s->write(w).ok());
+        last += 50;
+        // A second open of the live directory is refused and leaves the live log alone.
+        CHECK_FALSE(leveldb_log_store::open(o).store);
+        REQUIRE(spare_sized(newest_log(d.path)));
         // Crash images: the files as a power loss right now would leave them (LevelDB's
         // compaction may delete a file meanwhile; it was no longer needed).
-        for (const auto* img : {&crash, &torn, &damaged}) {
+        for (const auto* img : {&crash, &torn, &hole, &first_only, &damaged}) {
             std::filesystem::create_directories(img->path);
             for (const auto& e : std::filesystem::directory_iterator(d.path)) {
                 std::error_code ec;
@@ -398,21 +409,15 @@ TEST_CASE("leveldb_log_store: LevelDB's log written over a spare reads back afte
         }
     }
     const auto all = make(1, last, 2, payload);
-    SUBCASE("a clean close cuts the zeros") {
-        CHECK_FALSE(spare_sized(newest_log(d.path)));
-        auto s = open_ok(o);
-        CHECK(read_all(*s) == all);
-    }
-    SUBCASE("after a crash every write reads back") {
-        REQUIRE(spare_sized(newest_log(crash.path)));
+    const auto before_big = make(1, last - 50, 2, payload);
+    auto reopen = [&](const temp_dir& img, bool prefill = true) {
         auto c = o;
-        c.dir = crash.path;
-        auto s = open_ok(c);
-        CHECK(s->last_index() == last);
-        CHECK(read_all(*s) == all);
-    }
-    // The spare's zeros begin right after the last record; zero that record's last bytes.
-    auto last_record_end = [](const std::string& data) { return data.find_last_not_of('\0') + 1; };
+        c.dir = img.path;
+        c.prefill_log = prefill;
+        return leveldb_log_store::open(c);
+    };
+    // The spare's zeros begin right after the last record (but for its own last zero bytes).
+    auto data_end = [](const std::string& data) { return data.find_last_not_of('\0') + 1; };
     auto rewrite = [](const std::filesystem::path& f, auto&& change) {
         std::string data;
         {
@@ -423,27 +428,55 @@ TEST_CASE("leveldb_log_store: LevelDB's log written over a spare reads back afte
         std::ofstream out(f, std::ios::binary | std::ios::trunc);
         out.write(data.data(), static_cast<std::streamsize>(data.size()));
     };
-    SUBCASE("a record torn by the crash is cut: only that write is lost") {
-        rewrite(newest_log(torn.path), [&](std::string& data) {
-            const auto end = last_record_end(data);
-            std::fill(data.begin() + static_cast<std::ptrdiff_t>(end - 300),
-                      data.begin() + static_cast<std::ptrdiff_t>(end), '\0');
-        });
-        auto c = o;
-        c.dir = torn.path;
-        auto s = open_ok(c);
-        CHECK(s->last_index() == last - 1);
-        CHECK(read_all(*s) == make(1, last - 1, 2, payload));
-        CHECK(s->health().ok());
+    auto zero = [](std::string& data, std::size_t from, std::size_t to) {
+        std::fill(data.begin() + static_cast<std::ptrdiff_t>(from),
+                  data.begin() + static_cast<std::ptrdiff_t>(to), '\0');
+    };
+    constexpr std::size_t block = 32768;
+    SUBCASE("a clean close cuts the zeros") {
+        CHECK_FALSE(spare_sized(newest_log(d.path)));
+        auto s = open_ok(o);
+        CHECK(read_all(*s) == all);
+        CHECK(s->initial_state().hard == hs);
     }
-    SUBCASE("damage before the last record is refused at open, not cut") {
-        rewrite(newest_log(damaged.path), [&](std::string& data) {
-            const auto end = last_record_end(data);
-            data[end - 3000] = static_cast<char>(data[end - 3000] ^ 0x40);
+    SUBCASE("after a crash every write reads back") {
+        REQUIRE(spare_sized(newest_log(crash.path)));
+        auto r = reopen(crash);
+        REQUIRE_MESSAGE(r.store, r.error.message());
+        CHECK(read_all(*r.store) == all);
+        CHECK(r.store->initial_state().hard == hs);
+    }
+    SUBCASE("a record whose end the crash lost is cut (also with prefill_log off)") {
+        rewrite(newest_log(torn.path),
+                [&](std::string& data) { zero(data, data_end(data) - 300, data_end(data)); });
+        auto r = reopen(torn, false);
+        REQUIRE_MESSAGE(r.store, r.error.message());
+        CHECK(read_all(*r.store) == before_big);  // only the torn write is lost
+        CHECK(r.store->initial_state().hard == hard_state{});
+        CHECK(r.store->health().ok());
+    }
+    SUBCASE("a record with a hole in its middle is cut") {
+        rewrite(newest_log(hole.path), [&](std::string& data) {
+            const auto last_block = data_end(data) / block * block;  // its last fragment's
+            zero(data, last_block - 8192, last_block - 4096);        // a page of an earlier one
         });
-        auto c = o;
-        c.dir = damaged.path;
-        auto r = leveldb_log_store::open(c);
+        auto r = reopen(hole);
+        REQUIRE_MESSAGE(r.store, r.error.message());
+        CHECK(read_all(*r.store) == before_big);
+    }
+    SUBCASE("a record of which only the first fragments reached the disk is cut") {
+        rewrite(newest_log(first_only.path), [&](std::string& data) {
+            zero(data, data_end(data) / block * block, data.size());
+        });
+        auto r = reopen(first_only);
+        REQUIRE_MESSAGE(r.store, r.error.message());
+        CHECK(read_all(*r.store) == before_big);
+    }
+    SUBCASE("damage with records after it is refused at open, not cut") {
+        rewrite(newest_log(damaged.path), [&](std::string& data) {
+            data[100] = static_cast<char>(data[100] ^ 0x40);  // in the log's first write
+        });
+        auto r = reopen(damaged);
         CHECK_FALSE(r.store);
         CHECK(r.error.message().find(damaged.path.string()) != std::string::npos);
     }

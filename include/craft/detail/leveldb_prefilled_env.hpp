@@ -1,8 +1,8 @@
 #pragma once
 /// @file
 /// `leveldb_prefilled_env`: a LevelDB `Env` that writes LevelDB's write-ahead log files over
-/// zeros laid down ahead of time, and `trim_prefilled_logs`, which makes what a crash leaves
-/// of such a file readable by LevelDB again.
+/// zeros laid down ahead of time, and, before LevelDB reads a log at open, cuts what a crash
+/// left at the end of such a file (`trim_prefilled_log`).
 ///
 /// Why: a synced append that grows a file costs the file system a second write (the inode's
 /// new size; on ext4 without a journal, a synchronous inode write after the data), while a
@@ -10,9 +10,18 @@
 /// and RocksDB recycles its log files for the same reason. Here a thread of the store fills a
 /// spare file with zeros while the current log grows; at LevelDB's next log switch the spare
 /// is renamed into place (and the directory synced) and written from its start. A clean
-/// close truncates the file to what was written. After a crash the file ends in zeros, which
-/// LevelDB's log reader skips, except where a record was torn by the crash:
-/// `trim_prefilled_logs` cuts such a tail before LevelDB opens the directory.
+/// close truncates the file to what was written. After a crash the file ends in zeros, and
+/// its last record may be torn (a hole of zeros anywhere in it: over a file that does not
+/// grow, the disk may keep a later page of one write and lose an earlier one). LevelDB,
+/// with `paranoid_checks`, would refuse such a log, where a plain append leaves a short file
+/// that it accepts; so when LevelDB opens a log to replay it (holding the directory's lock),
+/// the env first cuts a spare-sized log back to its last complete record, provided no record
+/// begins after the damage (one writer, so only the last record can be torn; damage with
+/// records after it is left for LevelDB to refuse).
+///
+/// LevelDB calls `NewWritableFile` and `NewSequentialFile` for logs from one thread at a
+/// time (its writer, holding its mutex, or recovery at open); the filler thread shares only
+/// the state under `m_`.
 
 #include <fcntl.h>
 #include <leveldb/env.h>
@@ -30,7 +39,7 @@
 #include <string>
 #include <system_error>
 #include <thread>
-#include <vector>
+#include <utility>
 
 #include "../status.hpp"
 #include "crc32c.hpp"
@@ -38,7 +47,7 @@
 
 namespace craft::detail {
 
-/// Spare log files are whole MiB (how `trim_prefilled_logs` tells them from logs that
+/// Spare log files are whole MiB (how `trim_prefilled_log` tells them from logs that
 /// LevelDB's own Env wrote or that were closed cleanly).
 inline constexpr std::uint64_t prefill_unit = 1u << 20;
 
@@ -48,20 +57,91 @@ inline constexpr std::uint64_t prefill_unit = 1u << 20;
     return (write_buffer_bytes + 2 * prefill_unit - 1) / prefill_unit * prefill_unit;
 }
 
+/// Cuts the log file `path`, if a crash left it spare-sized, back to the end of its last
+/// complete record, unless a record (whole, or a first fragment) begins after the first
+/// damaged one: then the damage is not a torn tail and LevelDB is left to refuse it.
+[[nodiscard]] inline status trim_prefilled_log(const std::filesystem::path& path) {
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(path, ec);
+    if (ec || size == 0 || size % prefill_unit != 0) return {};  // not a spare's size
+    std::string data(size, '\0');
+    const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) return status::error("cannot open " + path.string() + ": " + std::strerror(errno));
+    std::size_t done = 0;
+    while (done < size) {
+        const auto n = ::pread(fd, data.data() + done, size - done, static_cast<off_t>(done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        done += static_cast<std::size_t>(n);
+    }
+    if (done != size) {
+        ::close(fd);
+        return status::error("cannot read " + path.string());
+    }
+    // LevelDB's log format: 32 KiB blocks of records, each a 7-byte header (masked CRC32C of
+    // type and payload, 2-byte length, type: 1 whole, 2 first, 3 middle, 4 last fragment) and
+    // its payload; a block's last bytes, too few for a header, are zeros. `record_at` gives
+    // the type of an intact record at `pos` (and its length), or 0.
+    constexpr std::uint64_t block = 32768, header = 7;
+    auto record_at = [&](std::uint64_t pos, std::uint64_t& len) -> unsigned {
+        const std::uint64_t left = std::min(block - pos % block, size - pos);
+        if (left < header) return 0;
+        const auto* h = reinterpret_cast<const unsigned char*>(data.data() + pos);
+        len = std::uint64_t{h[4]} | std::uint64_t{h[5]} << 8;
+        const unsigned type = h[6];
+        if (type < 1 || type > 4 || header + len > left) return 0;
+        const std::uint32_t masked = std::uint32_t{h[0]} | std::uint32_t{h[1]} << 8 |
+                                     std::uint32_t{h[2]} << 16 | std::uint32_t{h[3]} << 24;
+        const std::uint32_t rot = masked - 0xa282ead8u;  // LevelDB's crc32c::Unmask
+        const auto bytes = std::as_bytes(std::span(data.data() + pos + 6, 1 + len));
+        return crc32c(bytes) == ((rot >> 17) | (rot << 15)) ? type : 0;
+    };
+    std::uint64_t pos = 0, whole = 0, len = 0;  // `whole`: the end of the last complete record
+    while (pos < size) {
+        if (block - pos % block < header) {
+            pos += block - pos % block;  // a block's trailer
+            continue;
+        }
+        const unsigned type = record_at(pos, len);
+        if (type == 0) break;
+        pos += header + len;
+        if (type == 1 || type == 4) whole = pos;
+    }
+    // Damage, or the torn tail? Damage if a record (whole, or a first fragment) with a good
+    // checksum begins anywhere after it (at any byte: the damage may hide where records
+    // start). Over the zeros of a torn tail, the type byte rules out each offset at once.
+    bool later = false;
+    for (std::uint64_t q = pos + 1; pos < size && !later && q + header <= size; ++q) {
+        const auto t = static_cast<unsigned char>(data[q + 6]);
+        later = (t == 1 || t == 2) && record_at(q, len) != 0;
+    }
+    const bool cut = pos < size && !later;
+    const bool ok = !cut || (::ftruncate(fd, static_cast<off_t>(whole)) == 0 && ::fsync(fd) == 0);
+    const int err = errno;
+    ::close(fd);
+    if (!ok)
+        return status::error("cannot cut the torn tail of " + path.string() + ": " +
+                             std::strerror(err));
+    return {};
+}
+
 class leveldb_prefilled_env final : public leveldb::EnvWrapper {
 public:
-    /// For the LevelDB database in `dir` with a memtable of `write_buffer_bytes`.
-    leveldb_prefilled_env(const std::filesystem::path& dir, std::size_t write_buffer_bytes)
+    /// For the LevelDB database in `dir` with a memtable of `write_buffer_bytes`; with
+    /// `prefill` off, logs are LevelDB's own (torn tails of spares from before are still
+    /// cut). Touches no file until LevelDB, holding the directory's lock, asks for one.
+    leveldb_prefilled_env(const std::filesystem::path& dir, std::size_t write_buffer_bytes,
+                          bool prefill)
         : EnvWrapper(leveldb::Env::Default()),
           dir_(dir),
           spare_((dir / "craft-spare-log").string()),
           bytes_(prefill_bytes(write_buffer_bytes)),
-          start_after_(write_buffer_bytes / 4) {
+          start_after_(write_buffer_bytes / 4),
+          prefill_(prefill) {
         std::error_code ec;
-        std::filesystem::remove(spare_ + ".tmp", ec);
         const auto size = std::filesystem::file_size(spare_, ec);
-        ready_ = !ec && size == bytes_;  // only the filler makes it, zeros, synced, renamed
-        filler_ = std::thread([this] { fill_loop(); });
+        ready_ = !ec && size == bytes_;  // only the filler makes it: zeros, synced, renamed
+        if (prefill_) filler_ = std::thread([this] { fill_loop(); });
     }
     ~leveldb_prefilled_env() override {
         {
@@ -69,10 +149,16 @@ public:
             stop_ = true;
         }
         cv_.notify_all();
-        filler_.join();
+        if (filler_.joinable()) filler_.join();
     }
     leveldb_prefilled_env(const leveldb_prefilled_env&) = delete;
     leveldb_prefilled_env& operator=(const leveldb_prefilled_env&) = delete;
+
+    leveldb::Status NewSequentialFile(const std::string& f, leveldb::SequentialFile** r) override {
+        if (f.ends_with(".log"))
+            if (auto st = trim_prefilled_log(f); !st) return leveldb::Status::IOError(st.message());
+        return target()->NewSequentialFile(f, r);
+    }
 
     leveldb::Status NewWritableFile(const std::string& f, leveldb::WritableFile** r) override {
         if (!f.ends_with(".log")) return target()->NewWritableFile(f, r);
@@ -81,16 +167,22 @@ public:
             std::lock_guard l(m_);
             spare = std::exchange(ready_, false);
         }
-        int fd = -1;
-        if (spare && ::rename(spare_.c_str(), f.c_str()) == 0) {
-            // The new name must last: LevelDB syncs the directory only for its manifest.
-            if (auto st = sync_directory(dir_); !st)
-                return leveldb::Status::IOError(f, st.message());
-            fd = ::open(f.c_str(), O_WRONLY | O_CLOEXEC);
-        } else {
-            fd = ::open(f.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (!prefill_) {
+            if (spare) ::unlink(spare_.c_str());  // left from a run with prefill on
+            return target()->NewWritableFile(f, r);
         }
+        int fd = -1;
+        if (spare && ::rename(spare_.c_str(), f.c_str()) == 0)
+            fd = ::open(f.c_str(), O_WRONLY | O_CLOEXEC);
+        else
+            fd = ::open(f.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0) return leveldb::Status::IOError(f, std::strerror(errno));
+        // The new name must last before the first synced write does: LevelDB itself syncs
+        // the directory only for its manifest.
+        if (auto st = sync_directory(dir_); !st) {
+            ::close(fd);
+            return leveldb::Status::IOError(f, st.message());
+        }
         *r = new file(*this, fd, f);
         return leveldb::Status::OK();
     }
@@ -119,6 +211,7 @@ private:
                                         static_cast<off_t>(off_ + done));
                 if (n < 0 && errno == EINTR) continue;
                 if (n < 0) return error();
+                if (n == 0) return leveldb::Status::IOError(name_, "wrote nothing");
                 done += static_cast<std::size_t>(n);
             }
             off_ += done;
@@ -199,95 +292,11 @@ private:
     std::filesystem::path dir_;
     std::string spare_;
     std::uint64_t bytes_, start_after_;
+    bool prefill_;
     std::mutex m_;
     std::condition_variable cv_;
     bool stop_ = false, want_ = false, ready_ = false;
     std::thread filler_;
 };
-
-/// Before LevelDB opens `dir`: in each of its log files that a crash left with a spare's
-/// zeros at the end, cuts a last record the crash tore (a record that fails its checksum,
-/// or a record broken into fragments whose rest never reached the disk) together with the
-/// zeros, so that LevelDB (with `paranoid_checks`) reads what was written up to it. A record
-/// damaged anywhere else is left for LevelDB to refuse.
-[[nodiscard]] inline status trim_prefilled_logs(const std::filesystem::path& dir) {
-    std::error_code ec;
-    std::vector<std::filesystem::path> logs;
-    for (const auto& e : std::filesystem::directory_iterator(dir, ec))
-        if (e.path().extension() == ".log" && e.is_regular_file()) logs.push_back(e.path());
-    if (ec)
-        return status::error("leveldb_log_store: cannot list " + dir.string() + ": " +
-                             ec.message());
-    for (const auto& path : logs) {
-        const auto size = std::filesystem::file_size(path, ec);
-        if (ec || size == 0 || size % prefill_unit != 0) continue;  // not a crashed spare
-        std::string data;
-        {
-            const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-            if (fd < 0)
-                return status::error("leveldb_log_store: cannot read " + path.string() + ": " +
-                                     std::strerror(errno));
-            data.resize(size);
-            std::size_t done = 0;
-            while (done < size) {
-                const auto n =
-                    ::pread(fd, data.data() + done, size - done, static_cast<off_t>(done));
-                if (n < 0 && errno == EINTR) continue;
-                if (n <= 0) break;
-                done += static_cast<std::size_t>(n);
-            }
-            ::close(fd);
-            if (done != size)
-                return status::error("leveldb_log_store: cannot read " + path.string());
-        }
-        // Where the zeros at the end begin; a spare left by a crash ends in at least 4 KiB.
-        const auto last = data.find_last_not_of('\0');
-        const std::uint64_t zeros_from = last == std::string::npos ? 0 : last + 1;
-        if (size - zeros_from < 4096) continue;
-        // LevelDB's log format: 32 KiB blocks of records, each a 7-byte header (masked
-        // CRC32C of type and payload, 2-byte length, type: 1 full, 2 first, 3 middle, 4 last)
-        // and its payload; a block's last bytes, too few for a header, are zeros.
-        constexpr std::uint64_t block = 32768, header = 7;
-        std::uint64_t pos = 0, whole = 0;  // `whole`: the end of the last complete record
-        bool torn = false;
-        while (pos < zeros_from) {
-            const std::uint64_t left = block - pos % block;
-            if (left < header) {
-                pos += left;
-                continue;
-            }
-            const auto* h = reinterpret_cast<const unsigned char*>(data.data() + pos);
-            const std::uint32_t masked = std::uint32_t(h[0]) | std::uint32_t(h[1]) << 8 |
-                                         std::uint32_t(h[2]) << 16 | std::uint32_t(h[3]) << 24;
-            const std::uint64_t len = std::uint64_t(h[4]) | std::uint64_t(h[5]) << 8;
-            const unsigned type = h[6];
-            bool ok = type >= 1 && type <= 4 && header + len <= left;
-            if (ok) {
-                const std::uint32_t rot = masked - 0xa282ead8u;
-                const std::uint32_t expect = (rot >> 17) | (rot << 15);
-                const auto bytes = std::as_bytes(std::span(data.data() + pos + 6, 1 + len));
-                ok = crc32c(bytes) == expect;
-            }
-            if (!ok) {
-                // Torn: the zeros begin inside this record. Anything else is damage.
-                torn = zeros_from < pos + header + len;
-                break;
-            }
-            pos += header + len;
-            if (type == 1 || type == 4) whole = pos;
-        }
-        if (pos >= zeros_from) torn = true;  // only the zeros (and maybe fragments) follow
-        if (!torn) continue;
-        const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-        const bool cut =
-            fd >= 0 && ::ftruncate(fd, static_cast<off_t>(whole)) == 0 && ::fsync(fd) == 0;
-        const int err = errno;
-        if (fd >= 0) ::close(fd);
-        if (!cut)
-            return status::error("leveldb_log_store: cannot cut the torn tail of " + path.string() +
-                                 ": " + std::strerror(err));
-    }
-    return {};
-}
 
 }  // namespace craft::detail

@@ -58,14 +58,16 @@ public:
         /// holds up to two memtables (one being flushed), and a restart replays up to one
         /// memtable's worth of LevelDB's log.
         std::size_t write_buffer_bytes = 16u << 20;
-        /// Write LevelDB's own log over zeros laid down ahead of time (a spare file of about
-        /// `write_buffer_bytes`, made by a thread of the store once the current log is a
-        /// quarter full, kept in the directory as `craft-spare-log`): a synced write then
-        /// overwrites blocks instead of growing the file, which spares the file system a
-        /// second write per sync (detail/leveldb_prefilled_env.hpp; benchmarks/README.md:
-        /// LevelDB 64 clients +12-17 % ops/s). The first log after an open grows as usual
-        /// unless a spare is left from before. A crash leaves the file ending in zeros and,
-        /// maybe, a torn record, cut at the next open before LevelDB reads it.
+        /// Write LevelDB's own log over zeros laid down ahead of time (with `sync` only): a
+        /// thread of the store fills a spare file of about `write_buffer_bytes`
+        /// (`craft-spare-log` in the directory) once the current log is a quarter full, and
+        /// LevelDB's next log is that file, renamed. A synced write then overwrites blocks
+        /// instead of growing the file, which spares the file system a second write per sync
+        /// (detail/leveldb_prefilled_env.hpp; benchmarks/README.md: LevelDB, 64 clients,
+        /// +25 % ops/s). The first log after an open grows as usual unless a spare is left
+        /// from before. A crash leaves such a file ending in zeros, maybe with a torn last
+        /// record: when LevelDB opens it to replay it, it is first cut back to its last whole
+        /// record (whatever this option says now); damage with records after it is refused.
         bool prefill_log = true;
     };
 
@@ -273,12 +275,9 @@ private:
         lo.write_buffer_size = opt_.write_buffer_bytes;
         block_cache_.reset(leveldb::NewLRUCache(8u << 20));
         lo.block_cache = block_cache_.get();
-        if (opt_.prefill_log) {
-            if (auto st = detail::trim_prefilled_logs(opt_.dir); !st) return st;
-            env_ =
-                std::make_unique<detail::leveldb_prefilled_env>(opt_.dir, opt_.write_buffer_bytes);
-            lo.env = env_.get();
-        }
+        env_ = std::make_unique<detail::leveldb_prefilled_env>(opt_.dir, opt_.write_buffer_bytes,
+                                                               opt_.prefill_log && opt_.sync);
+        lo.env = env_.get();
         leveldb::DB* raw = nullptr;
         if (auto st = leveldb::DB::Open(lo, opt_.dir.string(), &raw); !st.ok())
             return status::error("leveldb_log_store: cannot open " + opt_.dir.string() + ": " +
