@@ -227,6 +227,23 @@ private:
     mutable std::shared_mutex m_;
 };
 
+/// The node whose thread this is, while it runs one of its loops or steps its core (so that
+/// `stop()` from one of its callbacks is refused instead of waiting for itself).
+inline thread_local const void* node_on_this_thread = nullptr;
+
+/// Marks the calling thread as `node`'s for its lifetime.
+class node_thread_mark {
+public:
+    explicit node_thread_mark(const void* node)
+        : before_(std::exchange(node_on_this_thread, node)) {}
+    ~node_thread_mark() { node_on_this_thread = before_; }
+    node_thread_mark(const node_thread_mark&) = delete;
+    node_thread_mark& operator=(const node_thread_mark&) = delete;
+
+private:
+    const void* before_;
+};
+
 }  // namespace detail
 
 /// Serializes a command of the state machine's own type with Cereal (portable binary), as
@@ -374,8 +391,13 @@ public:
     }
 
     /// Stops the node: in-flight proposals and reads fail with a clear status, every thread
-    /// ends. The node can be started again.
+    /// ends. The node can be started again. Called from one of the node's own callbacks (on
+    /// a thread it would have to join), throws `std::logic_error` and stops nothing.
     void stop() {
+        if (detail::node_on_this_thread == this)
+            throw std::logic_error(
+                "craft: stop() called from one of the node's own callbacks, on a thread it "
+                "would have to wait for; call it from another thread");
         std::lock_guard life(lifecycle_);
         stop_locked({});
     }
@@ -844,6 +866,7 @@ private:
     /// Runs the core; if the node failed, what only the core thread holds fails now (a stop
     /// leaves it to `stop()`).
     void core_loop() {
+        const detail::node_thread_mark mark(this);
         core_run();
         const auto why = failure();
         if (why.ok()) return;
@@ -894,6 +917,7 @@ private:
     /// return, released around each step), then lets go of it, waking the core thread when
     /// it waits for that, or when work is left.
     void run_core(std::unique_lock<std::mutex>& l, int steps) {
+        const detail::node_thread_mark mark(this);  // (the I/O thread's, for this while)
         while (steps-- > 0) {
             inbox in = take_inbox();
             l.unlock();
@@ -1423,6 +1447,7 @@ private:
     // ---- log thread ---------------------------------------------------------------------
 
     void log_loop() {
+        const detail::node_thread_mark mark(this);
         while (true) {
             std::variant<core::ready, snapshot_meta> job;
             {
@@ -1473,6 +1498,7 @@ private:
 
     /// Runs the apply loop; if the node failed, what waits on this thread fails now.
     void apply_loop() {
+        const detail::node_thread_mark mark(this);
         apply_run();
         const auto why = failure();
         if (why.ok()) return;

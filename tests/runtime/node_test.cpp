@@ -160,6 +160,39 @@ TEST_CASE("node: with forwarding off, a follower refuses proposals and names the
     CHECK(t.nodes[f]->metrics().proposals_forwarded == 0);
 }
 
+TEST_CASE("node: stop() from the node's own callback throws and stops nothing") {
+    trio t([](node_options& o) { o.forward_proposals = false; });
+    t.start_all();
+    auto l = t.leader();
+    REQUIRE(l);
+    const node_id f = *l == 1 ? 2 : 1;
+    REQUIRE(eventually([&] { return t.nodes[f]->leader() == *l; }));
+    // Each callback tries to stop its own node and says what stop() did.
+    auto stop_from = [&](node_id id, std::promise<std::string>& said) {
+        return [&t, id, &said](const auto&) {
+            try {
+                t.nodes[id]->stop();
+                said.set_value("stopped");
+            } catch (const std::logic_error& e) {
+                said.set_value(e.what());
+            }
+        };
+    };
+    std::promise<std::string> on_apply, on_refusal;
+    t.nodes[*l]->propose(shared_bytes("1"), stop_from(*l, on_apply));  // the apply thread
+    t.nodes[f]->propose(shared_bytes("1"), stop_from(f, on_refusal));  // the core's strand
+    for (auto* said : {&on_apply, &on_refusal}) {
+        auto fut = said->get_future();
+        REQUIRE(fut.wait_for(10s) == std::future_status::ready);
+        CHECK(fut.get().find("stop() called from one of the node's own callbacks") !=
+              std::string::npos);
+    }
+    CHECK(t.nodes[*l]->status().running);
+    CHECK(t.nodes[f]->status().running);
+    auto r = t.nodes[*l]->propose(shared_bytes("2")).get();
+    CHECK(r.ok());
+}
+
 TEST_CASE("node: a follower forwards proposals to the leader and returns each result") {
     trio t;
     t.start_all();
