@@ -228,19 +228,22 @@ private:
 };
 
 /// The node whose thread this is, while it runs one of its loops or steps its core (so that
-/// `stop()` from one of its callbacks is refused instead of waiting for itself).
+/// `stop()` from one of its callbacks is refused instead of waiting for itself), and the node
+/// this thread is stopping (so that `stop()` from a callback that stop runs returns at once).
 inline thread_local const void* node_on_this_thread = nullptr;
+inline thread_local const void* node_stopping_on_this_thread = nullptr;
 
-/// Marks the calling thread as `node`'s for its lifetime.
-class node_thread_mark {
+/// Sets one of those for a scope.
+class thread_mark {
 public:
-    explicit node_thread_mark(const void* node)
-        : before_(std::exchange(node_on_this_thread, node)) {}
-    ~node_thread_mark() { node_on_this_thread = before_; }
-    node_thread_mark(const node_thread_mark&) = delete;
-    node_thread_mark& operator=(const node_thread_mark&) = delete;
+    thread_mark(const void*& slot, const void* node)
+        : slot_(slot), before_(std::exchange(slot, node)) {}
+    ~thread_mark() { slot_ = before_; }
+    thread_mark(const thread_mark&) = delete;
+    thread_mark& operator=(const thread_mark&) = delete;
 
 private:
+    const void*& slot_;
     const void* before_;
 };
 
@@ -391,14 +394,17 @@ public:
     }
 
     /// Stops the node: in-flight proposals and reads fail with a clear status, every thread
-    /// ends. The node can be started again. Called from one of the node's own callbacks (on
-    /// a thread it would have to join), throws `std::logic_error` and stops nothing.
+    /// ends. The node can be started again. Called from one of the node's own callbacks on
+    /// a thread it would have to join, throws `std::logic_error` and stops nothing; called
+    /// from a callback that `stop()` itself runs (what it fails), returns at once.
     void stop() {
+        if (detail::node_stopping_on_this_thread == this) return;
         if (detail::node_on_this_thread == this)
             throw std::logic_error(
                 "craft: stop() called from one of the node's own callbacks, on a thread it "
                 "would have to wait for; call it from another thread");
         std::lock_guard life(lifecycle_);
+        const detail::thread_mark mark(detail::node_stopping_on_this_thread, this);
         stop_locked({});
     }
 
@@ -866,7 +872,7 @@ private:
     /// Runs the core; if the node failed, what only the core thread holds fails now (a stop
     /// leaves it to `stop()`).
     void core_loop() {
-        const detail::node_thread_mark mark(this);
+        const detail::thread_mark mark(detail::node_on_this_thread, this);
         core_run();
         const auto why = failure();
         if (why.ok()) return;
@@ -917,7 +923,8 @@ private:
     /// return, released around each step), then lets go of it, waking the core thread when
     /// it waits for that, or when work is left.
     void run_core(std::unique_lock<std::mutex>& l, int steps) {
-        const detail::node_thread_mark mark(this);  // (the I/O thread's, for this while)
+        // (On the I/O thread or the log thread, for this while.)
+        const detail::thread_mark mark(detail::node_on_this_thread, this);
         while (steps-- > 0) {
             inbox in = take_inbox();
             l.unlock();
@@ -1428,7 +1435,13 @@ private:
         for (auto& m : xfer_->take_messages()) transport_->send(std::move(m));
         for (const auto& r : xfer_->take_reports()) {
             raw_->report_snapshot(r.peer, r.ok);
-            if (!r.ok && xfer_->missing_snapshot()) snapshot_wanted_ = true;
+            if (!r.ok && xfer_->missing_snapshot()) {
+                {
+                    std::lock_guard a(apply_mutex_);  // (the apply thread checks it under it)
+                    snapshot_wanted_ = true;
+                }
+                apply_cv_.notify_one();
+            }
         }
     }
 
@@ -1447,7 +1460,7 @@ private:
     // ---- log thread ---------------------------------------------------------------------
 
     void log_loop() {
-        const detail::node_thread_mark mark(this);
+        const detail::thread_mark mark(detail::node_on_this_thread, this);
         while (true) {
             std::variant<core::ready, snapshot_meta> job;
             {
@@ -1498,7 +1511,7 @@ private:
 
     /// Runs the apply loop; if the node failed, what waits on this thread fails now.
     void apply_loop() {
-        const detail::node_thread_mark mark(this);
+        const detail::thread_mark mark(detail::node_on_this_thread, this);
         apply_run();
         const auto why = failure();
         if (why.ok()) return;
@@ -1521,10 +1534,19 @@ private:
             apply_job job;
             {
                 std::unique_lock l(apply_mutex_);
-                apply_cv_.wait(l, [&] {
+                const auto work = [&] {
                     return apply_stop_ || !apply_jobs_.empty() || !reads_handoff_.empty() ||
-                           !snapshot_requests_.empty();
-                });
+                           !snapshot_requests_.empty() || snapshot_wanted_.load();
+                };
+                // Idle with entries applied since the last snapshot, the thread wakes itself
+                // when the snapshot interval is up (steps without commits queue no job); once
+                // (a snapshot declined then waits for the next job, as before).
+                const auto due_at = last_snapshot_time_ + opt_.snapshots.interval;
+                if (opt_.snapshots.interval.count() != 0 && applied_ > last_snapshot_ &&
+                    clock::now() < due_at)
+                    apply_cv_.wait_until(l, due_at, work);
+                else
+                    apply_cv_.wait(l, work);
                 if (apply_stop_) return;
                 for (auto& r : reads_handoff_) reads_waiting_apply_.push_back(std::move(r));
                 reads_handoff_.clear();
@@ -1533,6 +1555,7 @@ private:
                 if (apply_jobs_.empty()) {
                     l.unlock();
                     serve_reads();
+                    maybe_snapshot(false);  // wanted for a follower, or by time
                     take_requested_snapshot();
                     continue;
                 }
@@ -1668,10 +1691,10 @@ private:
     /// Takes a snapshot when one is due (or `now`), then queues compaction behind it. A
     /// failure to save stops the node.
     craft::status maybe_snapshot(bool now) {
+        const bool wanted = snapshot_wanted_.exchange(false) || now;
         if (applied_ == 0)
             return now ? craft::status::error("craft: nothing applied to snapshot yet")
                        : craft::status{};
-        const bool wanted = snapshot_wanted_.exchange(false) || now;
         if (applied_ <= last_snapshot_ && !wanted) return {};
         const auto since = std::chrono::duration_cast<std::chrono::milliseconds>(
             clock::now() - last_snapshot_time_);

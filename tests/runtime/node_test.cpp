@@ -59,6 +59,15 @@ struct trio {
             limit);
         return found;
     }
+    /// The leader and a follower that has heard from it (until then a follower knows no
+    /// leader, and says so).
+    std::pair<node_id, node_id> leader_and_follower() {
+        auto l = leader();
+        REQUIRE(l);
+        const node_id f = *l == 1 ? 2 : 1;
+        REQUIRE(eventually([&] { return nodes[f]->leader() == *l; }));
+        return {*l, f};
+    }
     /// A linearizable read, retried as a client would when leadership changes under it.
     long read_total(node_id id) {
         for (int attempt = 0; attempt < 50; ++attempt) {
@@ -146,16 +155,12 @@ TEST_CASE("node: its threads are named for top -H and perf (craft-core, -log, -a
 TEST_CASE("node: with forwarding off, a follower refuses proposals and names the leader") {
     trio t([](node_options& o) { o.forward_proposals = false; });
     t.start_all();
-    auto l = t.leader();
-    REQUIRE(l);
-    // Once the follower has heard from the leader (until then it knows none, and says so).
-    const node_id f = *l == 1 ? 2 : 1;
-    REQUIRE(eventually([&] { return t.nodes[f]->leader() == *l; }));
+    const auto [l, f] = t.leader_and_follower();
     auto refused = t.nodes[f]->propose(shared_bytes("1")).get();
     CHECK_FALSE(refused.ok());
-    CHECK(refused.leader == *l);
+    CHECK(refused.leader == l);
     CHECK(refused.not_applied);
-    CHECK(refused.leader_address == "127.0.0.1:" + std::to_string(t.peers[*l].port));
+    CHECK(refused.leader_address == "127.0.0.1:" + std::to_string(t.peers[l].port));
     CHECK(t.nodes[f]->metrics().proposals_refused == 1);
     CHECK(t.nodes[f]->metrics().proposals_forwarded == 0);
 }
@@ -163,10 +168,7 @@ TEST_CASE("node: with forwarding off, a follower refuses proposals and names the
 TEST_CASE("node: stop() from the node's own callback throws and stops nothing") {
     trio t([](node_options& o) { o.forward_proposals = false; });
     t.start_all();
-    auto l = t.leader();
-    REQUIRE(l);
-    const node_id f = *l == 1 ? 2 : 1;
-    REQUIRE(eventually([&] { return t.nodes[f]->leader() == *l; }));
+    const auto [l, f] = t.leader_and_follower();
     // Each callback tries to stop its own node and says what stop() did.
     auto stop_from = [&](node_id id, std::promise<std::string>& said) {
         return [&t, id, &said](const auto&) {
@@ -179,7 +181,7 @@ TEST_CASE("node: stop() from the node's own callback throws and stops nothing") 
         };
     };
     std::promise<std::string> on_apply, on_refusal;
-    t.nodes[*l]->propose(shared_bytes("1"), stop_from(*l, on_apply));  // the apply thread
+    t.nodes[l]->propose(shared_bytes("1"), stop_from(l, on_apply));    // the apply thread
     t.nodes[f]->propose(shared_bytes("1"), stop_from(f, on_refusal));  // the core's strand
     for (auto* said : {&on_apply, &on_refusal}) {
         auto fut = said->get_future();
@@ -187,10 +189,57 @@ TEST_CASE("node: stop() from the node's own callback throws and stops nothing") 
         CHECK(fut.get().find("stop() called from one of the node's own callbacks") !=
               std::string::npos);
     }
-    CHECK(t.nodes[*l]->status().running);
+    CHECK(t.nodes[l]->status().running);
     CHECK(t.nodes[f]->status().running);
-    auto r = t.nodes[*l]->propose(shared_bytes("2")).get();
+    auto r = t.nodes[l]->propose(shared_bytes("2")).get();
     CHECK(r.ok());
+}
+
+TEST_CASE("node: stop() from a callback that stop() runs returns at once") {
+    trio t;
+    t.start_all();
+    const auto [l, f] = t.leader_and_follower();
+    for (node_id id = 1; id <= 3; ++id)
+        if (id != l) t.nodes[id]->stop();  // no quorum: the next proposal waits
+    std::promise<std::string> said;
+    t.nodes[l]->propose(shared_bytes("1"), [&t, l = l, &said](const auto& o) {
+        try {
+            t.nodes[l]->stop();
+            said.set_value(o.ok() ? "applied" : "returned");
+        } catch (const std::logic_error& e) {
+            said.set_value(e.what());
+        }
+    });
+    t.nodes[l]->stop();  // fails the proposal, whose callback calls stop() again
+    auto fut = said.get_future();
+    REQUIRE(fut.wait_for(10s) == std::future_status::ready);
+    const auto what = fut.get();
+    CHECK_MESSAGE((what == "returned" || what.find("own callbacks") != std::string::npos), what);
+    CHECK_FALSE(t.nodes[l]->status().running);
+}
+
+TEST_CASE("node: an idle node takes its snapshot when the interval is up") {
+    trio t([](node_options& o) {
+        o.snapshots.entries = 0;  // time alone
+        o.snapshots.bytes = 0;
+        o.snapshots.interval = 300ms;
+    });
+    t.start_all();
+    const auto [l, f] = t.leader_and_follower();
+    index_t upto = 0;
+    for (int k = 0; k < 5; ++k) {
+        auto r = t.nodes[l]->propose(shared_bytes("1")).get();
+        REQUIRE(r.ok());
+        upto = r.index;
+    }
+    REQUIRE(upto >= 6);  // the leader's first entry, then ours
+    // Nothing more is proposed: no apply job follows these, yet a snapshot covers them on
+    // every node once the interval since the previous one (at start, or at the leader's
+    // first entry) is up.
+    for (node_id id = 1; id <= 3; ++id)
+        CHECK_MESSAGE(eventually([&] { return t.nodes[id]->status().snapshot_index >= upto; }, 5s),
+                      id);
+    CHECK(t.nodes[f]->metrics().snapshots_taken >= 1);
 }
 
 TEST_CASE("node: a follower forwards proposals to the leader and returns each result") {
