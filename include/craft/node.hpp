@@ -324,7 +324,6 @@ public:
         bytes_since_snapshot_ = 0;
         last_snapshot_time_ = clock::now();
         if (rec.loaded) set_snapshot(*rec.loaded);
-        applied_conf_ = {};
 
         core::options co;
         co.id = opt_.id;
@@ -343,6 +342,8 @@ public:
             return craft::status::error("craft: " + *why);
         }
         raw_ = std::make_unique<core::raw_node<log_type>>(co, *log_);
+        // What a snapshot taken before the first apply job records (then each job's).
+        applied_conf_ = raw_->raft_state().conf();
         written_hard_ = raw_->status().hard;
         unwritten_hard_.reset();
         detail::snapshot_transfer_options xo;

@@ -410,16 +410,15 @@ struct hooked {
     void on_shutdown() { ++shutdowns; }
 };
 
-}  // namespace
-
-TEST_CASE("node: commands of the state machine's own type, results, callbacks and hooks") {
-    test::temp_dir dir;
+/// Starts three nodes of state machine `SM` (`sms[1..3]`) on free loopback ports in `dir`;
+/// returns the leader once there is one.
+template <class SM>
+node_id start_three(const test::temp_dir& dir, SM (&sms)[4],
+                    std::unique_ptr<basic_node<SM, test::test_policies>> (&nodes)[4]) {
     std::map<node_id, tcp_endpoint> peers;
     for (node_id id = 1; id <= 3; ++id) peers[id] = {"127.0.0.1", test::free_port()};
-    hooked sms[4];
-    std::unique_ptr<basic_node<hooked, test::test_policies>> nodes[4];
     for (node_id id = 1; id <= 3; ++id) {
-        nodes[id] = std::make_unique<basic_node<hooked, test::test_policies>>(
+        nodes[id] = std::make_unique<basic_node<SM, test::test_policies>>(
             test::loopback_options(id, peers, dir.path), sms[id]);
         REQUIRE(nodes[id]->start().ok());
     }
@@ -429,6 +428,16 @@ TEST_CASE("node: commands of the state machine's own type, results, callbacks an
             if (nodes[id]->is_leader()) l = id;
         return l != no_node;
     }));
+    return l;
+}
+
+}  // namespace
+
+TEST_CASE("node: commands of the state machine's own type, results, callbacks and hooks") {
+    test::temp_dir dir;
+    hooked sms[4];
+    std::unique_ptr<basic_node<hooked, test::test_policies>> nodes[4];
+    const node_id l = start_three(dir, sms, nodes);
     auto r = nodes[l]->propose(hooked::add{5}).get();
     REQUIRE(r.ok());
     CHECK(r.value == 5);
@@ -445,6 +454,28 @@ TEST_CASE("node: commands of the state machine's own type, results, callbacks an
     }
     for (node_id id = 1; id <= 3; ++id) nodes[id]->stop();
     for (node_id id = 1; id <= 3; ++id) CHECK(sms[id].shutdowns == 1);
+}
+
+TEST_CASE("node: snapshot_now right after a restart records the membership") {
+    // A state machine that keeps its own data: restarted, it replays nothing, so no apply
+    // job runs before the snapshot.
+    struct kept : counter {
+        [[nodiscard]] index_t last_applied() const { return last; }
+    };
+    test::temp_dir dir;
+    kept sms[4];
+    std::unique_ptr<basic_node<kept, test::test_policies>> nodes[4];
+    const node_id l = start_three(dir, sms, nodes);
+    for (int k = 0; k < 5; ++k) REQUIRE(nodes[l]->propose(shared_bytes("1")).get().ok());
+    for (node_id id = 1; id <= 3; ++id) nodes[id]->stop();
+    REQUIRE(nodes[l]->start().ok());  // alone: nothing commits, nothing is applied
+    auto st = nodes[l]->snapshot_now().get();
+    REQUIRE_MESSAGE(st.ok(), st.message());
+    nodes[l]->stop();
+    const auto metas = file_snapshot_store(dir.path / std::to_string(l) / "snapshots").list();
+    REQUIRE_FALSE(metas.empty());
+    CHECK(metas.front().index >= 6);
+    CHECK(metas.front().conf.voters.size() == 3);
 }
 
 TEST_CASE("node: a stopped leader is replaced, and restarts from disk to catch up") {
