@@ -383,9 +383,14 @@ TEST_CASE("leveldb_log_store: LevelDB's log written over a spare reads back afte
     temp_dir crash, torn, hole, first_only, damaged;
     {
         auto s = open_ok(o);
-        for (int i = 0; i < 20'000 && !spare_sized(newest_log(d.path)); ++i, last += 4)
+        const auto first = newest_log(d.path);  // LevelDB's log at open (a spare made then)
+        auto switched = [&] {
+            const auto now = newest_log(d.path);
+            return now != first && spare_sized(now);
+        };
+        for (int i = 0; i < 20'000 && !switched(); ++i, last += 4)
             REQUIRE(append(*s, make(last + 1, last + 4, 2, payload)).ok());
-        REQUIRE(spare_sized(newest_log(d.path)));  // the current log is a spare
+        REQUIRE(switched());  // the current log is the filler's spare
         for (int i = 0; i < 3; ++i, ++last)
             REQUIRE(append(*s, make(last + 1, last + 1, 2, payload)).ok());
         // The last write, ~51 KB: one record in fragments over two or three 32 KiB blocks.
@@ -479,6 +484,39 @@ TEST_CASE("leveldb_log_store: LevelDB's log written over a spare reads back afte
         auto r = reopen(damaged);
         CHECK_FALSE(r.store);
         CHECK(r.error.message().find(damaged.path.string()) != std::string::npos);
+    }
+}
+
+TEST_CASE("leveldb_log_store: the log LevelDB opens with is written over a spare") {
+    temp_dir d;
+    auto o = opts(d);
+    o.write_buffer_bytes = 64u << 10;
+    auto logs = [&] {
+        std::vector<std::uintmax_t> sizes;  // of each LevelDB log in the directory
+        for (const auto& e : std::filesystem::directory_iterator(d.path))
+            if (e.path().extension() == ".log") sizes.push_back(std::filesystem::file_size(e));
+        return sizes;
+    };
+    const auto spare = detail::prefill_bytes(o.write_buffer_bytes);
+    for (int run = 0; run < 2; ++run) {  // a new directory, then a reopen (no spare left)
+        auto s = open_ok(o);
+        CHECK(logs() == std::vector<std::uintmax_t>{spare});
+        REQUIRE(append(*s, make(3 * run + 1, 3 * run + 3, 1)).ok());
+        CHECK(logs() == std::vector<std::uintmax_t>{spare});  // overwritten, not grown
+        s.reset();
+        auto after = logs();  // a clean close cuts the zeros
+        REQUIRE(after.size() == 1);
+        CHECK(after[0] < spare);
+    }
+    CHECK(read_all(*open_ok(o)) == make(1, 6, 1));
+    for (auto change : {+[](leveldb_log_store::options& c) { c.prefill_log = false; },
+                        +[](leveldb_log_store::options& c) { c.sync = false; }}) {
+        temp_dir plain;
+        auto c = opts(plain);
+        change(c);
+        auto s = open_ok(c);
+        for (const auto& e : std::filesystem::directory_iterator(plain.path))
+            if (e.path().extension() == ".log") CHECK(std::filesystem::file_size(e) < spare);
     }
 }
 

@@ -21,7 +21,8 @@
 ///
 /// LevelDB calls `NewWritableFile` and `NewSequentialFile` for logs from one thread at a
 /// time (its writer, holding its mutex, or recovery at open); the filler thread shares only
-/// the state under `m_`.
+/// the state under `m_`, and makes no spare before LevelDB's first log exists (it starts
+/// when a log is a quarter full), so the first log's `fill()` runs alone.
 
 #include <fcntl.h>
 #include <leveldb/env.h>
@@ -171,6 +172,11 @@ public:
             if (spare) ::unlink(spare_.c_str());  // left from a run with prefill on
             return target()->NewWritableFile(f, r);
         }
+        // The log LevelDB opens with is written over zeros too (a spare left by the last run,
+        // or one made now: a memtable's size of zeros and a sync, tens of milliseconds once
+        // per open), so the first memtable's writes are not appends. At later switches a
+        // spare the filler has not finished yet is not waited for.
+        if (std::exchange(first_log_, false) && !spare) spare = fill();
         int fd = -1;
         if (spare && ::rename(spare_.c_str(), f.c_str()) == 0)
             fd = ::open(f.c_str(), O_WRONLY | O_CLOEXEC);
@@ -296,6 +302,7 @@ private:
     std::mutex m_;
     std::condition_variable cv_;
     bool stop_ = false, want_ = false, ready_ = false;
+    bool first_log_ = true;  // LevelDB's writer's alone
     std::thread filler_;
 };
 

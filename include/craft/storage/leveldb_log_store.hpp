@@ -64,10 +64,12 @@ public:
         /// LevelDB's next log is that file, renamed. A synced write then overwrites blocks
         /// instead of growing the file, which spares the file system a second write per sync
         /// (detail/leveldb_prefilled_env.hpp; benchmarks/README.md: LevelDB, 64 clients,
-        /// +25 % ops/s). The first log after an open grows as usual unless a spare is left
-        /// from before. A crash leaves such a file ending in zeros, maybe with a torn last
-        /// record: when LevelDB opens it to replay it, it is first cut back to its last whole
-        /// record (whatever this option says now); damage with records after it is refused.
+        /// +25 % ops/s). The log LevelDB opens with is a spare too: one left from before, or
+        /// one made at open (a memtable's size of zeros and a sync: tens of milliseconds, and
+        /// one client's p50 -9 % with LevelDB over the first memtable). A crash leaves such a file
+        /// ending in zeros, maybe with a torn last record: when LevelDB opens it to replay it, it
+        /// is first cut back to its last whole record (whatever this option says now); damage with
+        /// records after it is refused.
         bool prefill_log = true;
     };
 
