@@ -28,6 +28,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -54,7 +55,8 @@ struct bench_options {
     double warmup = 1;
     std::string log = "leveldb";
     bool no_sync = false;
-    std::size_t inflight = 0;  ///< Appends in flight per follower (0: the node's default).
+    bool random_payload = false;  ///< Fresh random bytes in every proposal (incompressible).
+    std::size_t inflight = 0;     ///< Appends in flight per follower (0: the node's default).
     bool json = false;
     bool processes = false;    ///< One process per node.
     std::string latency_file;  ///< Latency by percentile, for plots.
@@ -220,6 +222,9 @@ nlohmann::json node_report(Node& n, node_id id) {
 template <class LeaderFn>
 result run_clients(const bench_options& b, LeaderFn leader,
                    const std::function<void()>& on_measure = {}) {
+    // raft_bench's payload is one constant buffer; LevelDB's Snappy squeezes such entries in
+    // its table files (not in its log), so --random-payload gives every proposal fresh
+    // pseudo-random bytes that nothing can compress.
     const shared_bytes payload(std::string(b.payload, 'x'));
     std::atomic<bool> measuring{false}, done{false};
     std::atomic<std::uint64_t> ops{0}, failed{0};
@@ -229,6 +234,18 @@ result run_clients(const bench_options& b, LeaderFn leader,
         clients.emplace_back([&, c] {
             auto& mine = lat[static_cast<std::size_t>(c)];
             mine.reserve(1 << 16);
+            std::uint64_t rng = 0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(c + 1);
+            auto next_payload = [&] {
+                if (!b.random_payload) return payload;
+                std::string bytes(b.payload, '\0');
+                for (std::size_t i = 0; i < bytes.size(); i += sizeof rng) {
+                    rng ^= rng << 13;  // xorshift64
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    std::memcpy(bytes.data() + i, &rng, std::min(sizeof rng, bytes.size() - i));
+                }
+                return shared_bytes(std::move(bytes));
+            };
             while (!done) {
                 auto* l = leader();
                 if (!l) {
@@ -236,7 +253,7 @@ result run_clients(const bench_options& b, LeaderFn leader,
                     continue;
                 }
                 const auto t0 = clock_type::now();
-                auto r = l->propose(payload).get();
+                auto r = l->propose(next_payload()).get();
                 const auto us =
                     std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - t0);
                 if (!measuring) continue;
@@ -297,6 +314,7 @@ void print_result(const bench_options& b, const result& r, const nlohmann::json&
             {"payload", b.payload},
             {"log", b.log},
             {"sync", !b.no_sync},
+            {"random_payload", b.random_payload},
             {"inflight", b.inflight ? b.inflight : node_options{}.max_inflight_messages},
             {"seconds", r.seconds},
             {"ops", r.ops},
@@ -315,9 +333,10 @@ void print_result(const bench_options& b, const result& r, const nlohmann::json&
         std::cout << j.dump() << "\n";
         return;
     }
-    std::printf("%d nodes (%s, loopback TCP), %s log%s, %d clients, %zu-byte payload\n", b.nodes,
+    std::printf("%d nodes (%s, loopback TCP), %s log%s, %d clients, %zu-byte %spayload\n", b.nodes,
                 b.processes ? "one process each" : "one process", b.log.c_str(),
-                b.no_sync ? " (no sync)" : " (sync)", b.clients, b.payload);
+                b.no_sync ? " (no sync)" : " (sync)", b.clients, b.payload,
+                b.random_payload ? "random " : "");
     std::printf("%12s %10s %9s %9s %9s %9s %8s %8s\n", "ops/s", "failed", "p50 us", "p99 us",
                 "p99.9 us", "max us", "cpu s", "rss MiB");
     std::printf("%12.0f %10llu %9.0f %9.0f %9.0f %9.0f %8.1f %8.0f\n", ops_per_sec,
@@ -582,6 +601,9 @@ int main(int argc, char** argv) {
     app.add_option("--log", b.log, "log store: leveldb (default policies) or memory")
         ->check(CLI::IsMember({"leveldb", "memory"}));
     app.add_flag("--no-sync", b.no_sync, "do not sync the LevelDB log");
+    app.add_flag("--random-payload", b.random_payload,
+                 "fresh random bytes in every proposal (the default repeats one constant "
+                 "payload, as NuRaft's raft_bench does, which LevelDB's tables compress)");
     app.add_option("--inflight", b.inflight,
                    "appends in flight per follower (default: node_options' default)")
         ->check(CLI::Range(1, 4096));
