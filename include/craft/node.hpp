@@ -694,8 +694,13 @@ private:
             to.listen = opt_.peers.at(opt_.id);
             to.peers = opt_.peers;
             to.peers.erase(opt_.id);
-            auto t = std::make_unique<asio_tcp_transport>(
-                to, [this](log_level l, std::string_view s) { logger_.log(l, s); });
+            // The transport logs from its own thread too, which stop() joins: a logger that
+            // calls stop() there gets the same refusal as the node's other callbacks.
+            auto t =
+                std::make_unique<asio_tcp_transport>(to, [this](log_level l, std::string_view s) {
+                    const detail::thread_mark mark(detail::node_on_this_thread, this);
+                    logger_.log(l, s);
+                });
             std::lock_guard l(traffic_mutex_);
             transport_ = std::move(t);
         } else {

@@ -195,6 +195,32 @@ TEST_CASE("node: stop() from the node's own callback throws and stops nothing") 
     CHECK(r.ok());
 }
 
+TEST_CASE("node: stop() from a logger the transport calls on its own thread throws") {
+    trio t;
+    // Only node 1 runs: its transport's thread logs that it cannot reach the others, and
+    // the logger tries to stop the node from there (a thread the node would have to join).
+    std::promise<std::string> said;
+    std::atomic<bool> tried{false};
+    t.logs[1].out->hook = [&](std::string_view line) {
+        if (line.find("cannot connect") == std::string_view::npos || tried.exchange(true)) return;
+        try {
+            t.nodes[1]->stop();
+            said.set_value("stopped");
+        } catch (const std::exception& e) {
+            said.set_value(e.what());
+        }
+    };
+    REQUIRE(t.nodes[1]->start().ok());
+    auto fut = said.get_future();
+    REQUIRE(fut.wait_for(10s) == std::future_status::ready);
+    const auto what = fut.get();
+    CHECK_MESSAGE(
+        what.find("stop() called from one of the node's own callbacks") != std::string::npos, what);
+    CHECK(t.nodes[1]->status().running);
+    t.nodes[1]->stop();  // from this thread it stops
+    CHECK_FALSE(t.nodes[1]->status().running);
+}
+
 TEST_CASE("node: stop() from a callback that stop() runs returns at once") {
     trio t;
     t.start_all();

@@ -77,12 +77,16 @@ struct capture_logger {
     struct lines {
         std::mutex m;
         std::vector<std::string> all;
+        std::function<void(std::string_view)> hook;  ///< Also sees each line (set it first).
     };
     std::shared_ptr<lines> out = std::make_shared<lines>();
     void log(log_level l, std::string_view line) {
         if (std::getenv("CRAFT_TEST_LOG")) stderr_logger{log_level::debug}.log(l, line);
-        std::lock_guard g(out->m);
-        out->all.emplace_back(line);
+        {
+            std::lock_guard g(out->m);
+            out->all.emplace_back(line);
+        }
+        if (out->hook) out->hook(line);
     }
     [[nodiscard]] std::vector<std::string> matching(std::string_view needle) const {
         std::lock_guard g(out->m);
