@@ -252,8 +252,9 @@ result run_clients(const bench_options& b, LeaderFn leader,
                     std::this_thread::sleep_for(std::chrono::milliseconds(1));
                     continue;
                 }
+                auto command = next_payload();
                 const auto t0 = clock_type::now();
-                auto r = l->propose(next_payload()).get();
+                auto r = l->propose(std::move(command)).get();
                 const auto us =
                     std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - t0);
                 if (!measuring) continue;
@@ -479,17 +480,31 @@ int run_processes(const bench_options& b, const std::vector<std::string>& args) 
     for (const auto& [id, ep] : loopback_peers(b.nodes))
         ports += (ports.empty() ? "" : ",") + std::to_string(ep.port);
     std::vector<pid_t> children;
+    std::map<pid_t, int> ended;  // wait statuses of the children reaped so far
+    auto reaped = [&](pid_t c, int flags) {
+        if (ended.contains(c)) return true;
+        int st = 0;
+        if (waitpid(c, &st, flags) != c) return false;
+        ended[c] = st;
+        return true;
+    };
+    // SIGTERM to each child (which then stops its node and exits 0); true when all did so.
     auto stop_all = [&] {
-        for (pid_t c : children) kill(c, SIGTERM);
+        for (pid_t c : children)
+            if (!ended.contains(c)) kill(c, SIGTERM);
         const auto by = clock_type::now() + std::chrono::seconds(10);
+        bool clean = true;
         for (pid_t c : children) {
-            while (waitpid(c, nullptr, WNOHANG) == 0 && clock_type::now() < by)
+            while (!reaped(c, WNOHANG) && clock_type::now() < by)
                 std::this_thread::sleep_for(std::chrono::milliseconds(10));
-            if (kill(c, 0) == 0) {
+            if (!reaped(c, WNOHANG)) {
                 kill(c, SIGKILL);
-                waitpid(c, nullptr, 0);
+                reaped(c, 0);
+                clean = false;
             }
+            clean = clean && WIFEXITED(ended[c]) && WEXITSTATUS(ended[c]) == 0;
         }
+        return clean;
     };
     for (int i = 1; i <= b.nodes; ++i) {
         std::vector<std::string> a = args;
@@ -503,7 +518,7 @@ int run_processes(const bench_options& b, const std::vector<std::string>& args) 
         const pid_t pid = fork();
         if (pid < 0) {
             std::perror("craft_bench: fork");
-            stop_all();
+            (void)stop_all();
             return 1;
         }
         if (pid == 0) {
@@ -529,7 +544,7 @@ int run_processes(const bench_options& b, const std::vector<std::string>& args) 
             break;
         }
         bool all_alive = true;
-        for (pid_t c : children) all_alive = all_alive && waitpid(c, nullptr, WNOHANG) == 0;
+        for (pid_t c : children) all_alive = all_alive && !reaped(c, WNOHANG);
         if (!all_alive) break;
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
@@ -539,7 +554,7 @@ int run_processes(const bench_options& b, const std::vector<std::string>& args) 
         rss.push_back(process_peak_rss_mb(c));
         cpu.push_back(process_cpu_seconds(c));
     }
-    stop_all();
+    const bool clean = stop_all();
     if (!finished) {
         std::cerr << "craft_bench: the node processes gave no result (no leader, or a node "
                      "exited; see above)\n";
@@ -580,6 +595,10 @@ int run_processes(const bench_options& b, const std::vector<std::string>& args) 
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
     print_result(b, r, per_node);
+    if (!clean) {
+        std::cerr << "craft_bench: a node process did not exit cleanly when stopped\n";
+        return 1;
+    }
     return 0;
 }
 

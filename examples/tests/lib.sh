@@ -5,11 +5,25 @@
 
 CRAFT_KV_PIDS=()
 CRAFT_KV_DIR="${CRAFT_KV_DIR:-$(mktemp -d /tmp/craft-kv.XXXXXX)}"
-# Ports: a random base, so concurrent runs rarely collide; node i uses base+i (Raft),
-# base+10+i (clients), base+20+i (HTTP). All below 32768, where Linux's ephemeral range
-# (32768-60999) starts: there a node's own outgoing connection could take a port another node
-# is about to listen on.
-CRAFT_KV_BASE="${CRAFT_KV_BASE:-$((20000 + (RANDOM % 120) * 100))}"
+# Ports: node i uses base+i (Raft), base+10+i (clients), base+20+i (HTTP), from a random base
+# below 32768, where Linux's ephemeral range (32768-60999) starts: there a node's own outgoing
+# connection could take a port another node is about to listen on. A run claims its base with
+# a lock file held while it and its nodes live, so the tests ctest runs side by side never
+# share one (one base in 120: the likely cause of a "no leader within 20 s" in one CI run).
+if [[ -z "${CRAFT_KV_BASE:-}" ]]; then
+    mkdir -p /tmp/craft-kv-ports
+    for _ in {1..100}; do
+        CRAFT_KV_BASE=$((20000 + (RANDOM % 120) * 100))
+        exec {CRAFT_KV_PORT_LOCK}>"/tmp/craft-kv-ports/$CRAFT_KV_BASE"
+        flock -n "$CRAFT_KV_PORT_LOCK" && break
+        exec {CRAFT_KV_PORT_LOCK}>&-
+        CRAFT_KV_BASE=""
+    done
+    if [[ -z "$CRAFT_KV_BASE" ]]; then
+        echo "no free block of ports for craft-kv nodes (locks in /tmp/craft-kv-ports)" >&2
+        exit 1
+    fi
+fi
 
 kv_raft_port() { echo $((CRAFT_KV_BASE + $1)); }
 kv_client_port() { echo $((CRAFT_KV_BASE + 10 + $1)); }

@@ -298,6 +298,9 @@ public:
     /// Opens storage, rebuilds the state machine, starts the threads and the transport.
     craft::status start() {
         std::lock_guard life(lifecycle_);
+        // stop() from a callback start() runs (the logger, a state machine's load) would wait
+        // for the lock held here: it throws instead.
+        const detail::thread_mark mark(detail::node_on_this_thread, this);
         if (running_) return craft::status::error("craft: node already running");
         {
             std::lock_guard l(state_mutex_);
@@ -396,8 +399,9 @@ public:
 
     /// Stops the node: in-flight proposals and reads fail with a clear status, every thread
     /// ends. The node can be started again. Called from one of the node's own callbacks on
-    /// a thread it would have to join, throws `std::logic_error` and stops nothing; called
-    /// from a callback that `stop()` itself runs (what it fails), returns at once.
+    /// a thread it would have to join, or from one that `start()` runs, throws
+    /// `std::logic_error` and stops nothing; called from a callback that `stop()` itself runs
+    /// (what it fails), returns at once.
     void stop() {
         if (detail::node_stopping_on_this_thread == this) return;
         if (detail::node_on_this_thread == this)

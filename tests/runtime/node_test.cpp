@@ -195,14 +195,16 @@ TEST_CASE("node: stop() from the node's own callback throws and stops nothing") 
     CHECK(r.ok());
 }
 
-TEST_CASE("node: stop() from a logger the transport calls on its own thread throws") {
+TEST_CASE(
+    "node: stop() from the node's logger inside start() or on the transport's thread throws") {
+    // Declared before the nodes: the logger may run until they are gone.
+    std::promise<std::string> in_start, on_io;
+    std::atomic<bool> tried_start{false}, tried_io{false};
     trio t;
-    // Only node 1 runs: its transport's thread logs that it cannot reach the others, and
-    // the logger tries to stop the node from there (a thread the node would have to join).
-    std::promise<std::string> said;
-    std::atomic<bool> tried{false};
-    t.logs[1].out->hook = [&](std::string_view line) {
-        if (line.find("cannot connect") == std::string_view::npos || tried.exchange(true)) return;
+    // Only node 1 runs. Its logger tries to stop the node when start() logs "started" (the
+    // thread inside start()) and when the transport's thread logs that it cannot reach the
+    // others (a thread stop() joins).
+    auto try_stop = [&](std::promise<std::string>& said) {
         try {
             t.nodes[1]->stop();
             said.set_value("stopped");
@@ -210,24 +212,33 @@ TEST_CASE("node: stop() from a logger the transport calls on its own thread thro
             said.set_value(e.what());
         }
     };
+    t.logs[1].out->hook = [&](std::string_view line) {
+        if (line.find("started: term") != std::string_view::npos && !tried_start.exchange(true))
+            try_stop(in_start);
+        else if (line.find("cannot connect") != std::string_view::npos && !tried_io.exchange(true))
+            try_stop(on_io);
+    };
     REQUIRE(t.nodes[1]->start().ok());
-    auto fut = said.get_future();
-    REQUIRE(fut.wait_for(10s) == std::future_status::ready);
-    const auto what = fut.get();
-    CHECK_MESSAGE(
-        what.find("stop() called from one of the node's own callbacks") != std::string::npos, what);
+    for (auto* said : {&in_start, &on_io}) {
+        auto fut = said->get_future();
+        REQUIRE(fut.wait_for(10s) == std::future_status::ready);
+        const auto what = fut.get();
+        CHECK_MESSAGE(
+            what.find("stop() called from one of the node's own callbacks") != std::string::npos,
+            what);
+    }
     CHECK(t.nodes[1]->status().running);
     t.nodes[1]->stop();  // from this thread it stops
     CHECK_FALSE(t.nodes[1]->status().running);
 }
 
 TEST_CASE("node: stop() from a callback that stop() runs returns at once") {
+    std::promise<std::string> said;  // (outlives the nodes, whose callback sets it)
     trio t;
     t.start_all();
     const auto [l, f] = t.leader_and_follower();
     for (node_id id = 1; id <= 3; ++id)
         if (id != l) t.nodes[id]->stop();  // no quorum: the next proposal waits
-    std::promise<std::string> said;
     t.nodes[l]->propose(shared_bytes("1"), [&t, l = l, &said](const auto& o) {
         try {
             t.nodes[l]->stop();

@@ -499,6 +499,7 @@ TEST_CASE("leveldb_log_store: the log LevelDB opens with is written over a spare
     };
     const auto spare = detail::prefill_bytes(o.write_buffer_bytes);
     for (int run = 0; run < 2; ++run) {  // a new directory, then a reopen (no spare left)
+        REQUIRE_FALSE(std::filesystem::exists(d.path / "craft-spare-log"));  // made at open
         auto s = open_ok(o);
         CHECK(logs() == std::vector<std::uintmax_t>{spare});
         REQUIRE(append(*s, make(3 * run + 1, 3 * run + 3, 1)).ok());

@@ -141,7 +141,7 @@ public:
           prefill_(prefill) {
         std::error_code ec;
         const auto size = std::filesystem::file_size(spare_, ec);
-        ready_ = !ec && size == bytes_;  // only the filler makes it: zeros, synced, renamed
+        ready_ = !ec && size == bytes_;  // only fill() makes it: zeros, synced, renamed
         if (prefill_) filler_ = std::thread([this] { fill_loop(); });
     }
     ~leveldb_prefilled_env() override {
