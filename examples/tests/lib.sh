@@ -123,8 +123,22 @@ kv_wait_leader() {
         fi
         sleep 0.1
     done
-    echo "no leader within 20 s" >&2
+    echo "no leader within 20 s (ports from $CRAFT_KV_BASE); what each node said:" >&2
+    kv_report "$n" >&2
     return 1
+}
+
+# kv_report N: for each of nodes 1..N started here, whether its process runs and the end of its
+# log (for a failure's message: the test's directory is removed on exit).
+kv_report() {
+    local i pid state
+    for ((i = 1; i <= $1; i++)); do
+        pid=${CRAFT_KV_PIDS[$i]:-}
+        [[ -n "$pid" ]] || continue
+        if kill -0 "$pid" 2>/dev/null; then state="running"; else state="not running"; fi
+        echo "--- node $i (pid $pid, $state), last lines of its log:"
+        tail -n 8 "$CRAFT_KV_DIR/node$i.log" 2>/dev/null || true
+    done
 }
 
 # raw PORT FORMAT: sends printf-FORMAT bytes to 127.0.0.1:PORT, prints what comes back within
