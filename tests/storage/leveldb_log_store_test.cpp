@@ -6,10 +6,12 @@
 #include <craft/storage/leveldb_log_store.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "temp_dir.hpp"
@@ -360,6 +362,21 @@ TEST_CASE("leveldb_log_store: an installed snapshot's configuration survives a r
     CHECK(s->initial_state().conf == m.conf);
 }
 
+/// LevelDB's newest log file in `dir`.
+std::filesystem::path newest_log(const std::filesystem::path& dir) {
+    std::filesystem::path newest;
+    for (const auto& e : std::filesystem::directory_iterator(dir))
+        if (e.path().extension() == ".log" && e.path().filename() > newest.filename())
+            newest = e.path();
+    return newest;
+}
+
+/// True for a file the size of a spare log (whole MiB): a log written over zeros, not cut yet.
+bool spare_sized(const std::filesystem::path& f) {
+    const auto size = std::filesystem::file_size(f);
+    return size >= (1u << 20) && size % (1u << 20) == 0;
+}
+
 TEST_CASE("leveldb_log_store: LevelDB's log written over a spare reads back after a crash") {
     // A 64 KiB memtable switches LevelDB's log every ~64 KiB: the store fills a spare of zeros
     // once a log is a quarter full, and a later switch writes the new log over it.
@@ -367,17 +384,6 @@ TEST_CASE("leveldb_log_store: LevelDB's log written over a spare reads back afte
     auto o = opts(d);
     o.write_buffer_bytes = 64u << 10;
     const std::string payload(1000, 'p');
-    auto newest_log = [](const std::filesystem::path& dir) {
-        std::filesystem::path newest;
-        for (const auto& e : std::filesystem::directory_iterator(dir))
-            if (e.path().extension() == ".log" && e.path().filename() > newest.filename())
-                newest = e.path();
-        return newest;
-    };
-    auto spare_sized = [](const std::filesystem::path& f) {
-        const auto size = std::filesystem::file_size(f);
-        return size >= (1u << 20) && size % (1u << 20) == 0;
-    };
     index_t last = 0;
     const hard_state hs{2, 1, 3};  // small integers: the record ends in zero bytes
     temp_dir crash, torn, hole, first_only, damaged;
@@ -485,6 +491,43 @@ TEST_CASE("leveldb_log_store: LevelDB's log written over a spare reads back afte
         CHECK_FALSE(r.store);
         CHECK(r.error.message().find(damaged.path.string()) != std::string::npos);
     }
+}
+
+TEST_CASE("leveldb_log_store: the next spare is made once the new log is a quarter full") {
+    // Not as the old log closes at a switch: filling then would add its writes to the disk
+    // just as LevelDB writes the full memtable out.
+    temp_dir d;
+    auto o = opts(d);
+    o.write_buffer_bytes = 64u << 10;  // a 2 MiB spare, asked for past 16 KiB of a log
+    const std::string payload(1000, 'p');
+    const auto spare = d.path / "craft-spare-log";
+    auto s = open_ok(o);
+    const auto first = newest_log(d.path);
+    index_t last = 0;
+    auto write4 = [&] {  // four entries, ~4 KB of log
+        REQUIRE(append(*s, make(last + 1, last + 4, 2, payload)).ok());
+        last += 4;
+    };
+    for (int i = 0; i < 20'000 && (newest_log(d.path) == first || !spare_sized(newest_log(d.path)));
+         ++i)
+        write4();
+    const auto current = newest_log(d.path);
+    REQUIRE(current != first);
+    REQUIRE(spare_sized(current));  // switched to a spare; the write after the switch is in it
+    // The old log's close asked for nothing: no spare appears while the new log stays short
+    // (the filler makes a 2 MiB spare in milliseconds when asked).
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    CHECK_FALSE(std::filesystem::exists(spare));
+    CHECK_FALSE(std::filesystem::exists(d.path / "craft-spare-log.tmp"));
+    // Past a quarter of the memtable's size, the filler makes the next one.
+    for (int i = 0; i < 5; ++i) write4();
+    REQUIRE(newest_log(d.path) == current);
+    bool made = false;
+    for (int i = 0; i < 1000 && !made; ++i) {
+        made = std::filesystem::exists(spare) && std::filesystem::file_size(spare) == (2u << 20);
+        if (!made) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    CHECK(made);
 }
 
 TEST_CASE("leveldb_log_store: the log LevelDB opens with is written over a spare") {
