@@ -1335,8 +1335,9 @@ private:
         // MustSync, likewise, does not sync for a commit alone). A lower stored commit only
         // means a restart replays less and learns the rest from the leader. Not so for a state
         // machine with its own durable data: what it applied must never pass the stored commit.
+        // Nor when the core asks for it first: a configuration entry waits for this commit.
         if constexpr (early_applies) {
-            if (rd.hard && rd.hard->term == written_hard_.term &&
+            if (rd.hard && !rd.hard_first && rd.hard->term == written_hard_.term &&
                 rd.hard->vote == written_hard_.vote) {
                 unwritten_hard_ = *rd.hard;
                 rd.hard.reset();

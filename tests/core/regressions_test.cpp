@@ -173,4 +173,73 @@ TEST_CASE("regression: a stale vote request is answered with the current term") 
     CHECK(r[0].term == 9);
 }
 
+TEST_CASE("regression: a configuration entry is stored only after the commit before it") {
+    // craft_sim seed 91187356: {1,2,3} -> {1,3} -> {1} -> {1,2}. Node 2 got entries 8..20 (the
+    // last two changes among them) with commit 16 in one append; a crash kept a prefix of
+    // the entries but not the hard state, so it restarted with commit 2, applied none of the
+    // changes, and won term 7 with node 3's vote under {1,2,3}, lacking entry 16 that node 1
+    // had committed alone under {1}. Now the commit is written before the configuration
+    // entry, and the acknowledgement waits until the entries it vouches for are written.
+    peer f(opts(2, {1, 2, 3}));
+    configuration two;
+    two.voters = {1, 2};
+    auto app = msg(message_type::append, 1, 2, 1);
+    app.commit = 2;
+    app.entries = {{1, 1, entry_type::normal, shared_bytes("a")},
+                   {1, 2, entry_type::configuration, core::encode_configuration(two)},
+                   {1, 3, entry_type::normal, shared_bytes("b")}};
+    f.node->step(app);
+    auto write = [&](const core::ready& rd) {
+        log_write w;
+        w.entries = rd.entries;
+        if (rd.hard) w.hard = &*rd.hard;
+        if (rd.conf) w.conf = &*rd.conf;
+        REQUIRE(f.store->write(w).ok());
+        f.node->advance();
+    };
+    REQUIRE(f.node->has_ready());
+    auto rd = f.node->get_ready();
+    REQUIRE(rd.entries.size() == 1);  // stops before the configuration entry
+    CHECK(rd.hard_first);
+    REQUIRE(rd.hard);
+    CHECK(rd.hard->commit == 2);
+    CHECK(rd.messages_after_persist.empty());  // it acknowledges entry 3
+    REQUIRE(rd.committed.size() == 1);         // only what is stored after this write
+    CHECK(rd.committed[0].index == 1);
+    write(rd);
+    SUBCASE("the next batch writes the rest and acknowledges it") {
+        REQUIRE(f.node->has_ready());
+        rd = f.node->get_ready();
+        REQUIRE(rd.entries.size() == 2);
+        CHECK(rd.entries[0].index == 2);
+        CHECK_FALSE(rd.hard_first);
+        REQUIRE(rd.messages_after_persist.size() == 1);
+        CHECK(rd.messages_after_persist[0].type == message_type::append_response);
+        CHECK(rd.messages_after_persist[0].index == 3);
+        REQUIRE(rd.committed.size() == 1);
+        CHECK(rd.committed[0].index == 2);
+        write(rd);
+        CHECK(f.r().conf().voters == two.voters);
+        CHECK_FALSE(f.node->has_ready());
+    }
+    SUBCASE("an acknowledgement held from an older term is dropped") {
+        // A leader of term 2 replaces entry 3 before it is written: the held acknowledgement
+        // to node 1 would vouch for an entry the log no longer holds.
+        auto app2 = msg(message_type::append, 3, 2, 2);
+        app2.index = 2;
+        app2.log_term = 1;
+        app2.commit = 2;
+        app2.entries = {{2, 3, entry_type::normal, shared_bytes("c")}};
+        f.node->step(app2);
+        rd = f.node->get_ready();
+        REQUIRE(rd.entries.size() == 2);
+        CHECK(rd.entries[1].term == 2);
+        REQUIRE_FALSE(rd.messages_after_persist.empty());
+        for (const auto& m : rd.messages_after_persist) {
+            CHECK(m.to == 3);
+            CHECK(m.term == 2);
+        }
+    }
+}
+
 }  // TEST_SUITE

@@ -213,10 +213,13 @@ public:
         return !unstable_.pending_snapshot() && committed_ > applied_ &&
                applied_ + 1 >= first_index();
     }
-    /// The next committed entries to apply, bounded by `max_apply_bytes`.
-    [[nodiscard]] std::vector<entry> next_committed() const {
+    /// The next committed entries to apply, up to index `hi` at most, bounded by
+    /// `max_apply_bytes`.
+    [[nodiscard]] std::vector<entry> next_committed(index_t hi = ~index_t{0}) const {
         std::vector<entry> out;
-        if (has_next_committed()) slice(applied_ + 1, committed_ + 1, max_apply_bytes_, out);
+        const index_t last = std::min(committed_, hi);
+        if (has_next_committed() && last > applied_)
+            slice(applied_ + 1, last + 1, max_apply_bytes_, out);
         return out;
     }
 

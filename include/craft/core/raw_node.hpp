@@ -42,6 +42,10 @@ struct ready {
     std::vector<message> messages;      ///< Send now.
     std::vector<message> messages_after_persist;  ///< Send once this batch is durable.
     std::vector<read_state> read_states;          ///< Serve once `index` is applied.
+    /// This batch stops before a configuration entry (the next batch brings it): write its
+    /// `hard` state now, even one that only moves the commit, which a runtime may otherwise
+    /// defer to a later write.
+    bool hard_first = false;
 
     /// How many of `committed` (a prefix) may be applied before this batch is written: those
     /// stored by earlier batches; none when a configuration entry is among them (its
@@ -145,20 +149,34 @@ public:
     ready get_ready() {
         ready rd;
         auto& log = r_.log();
-        rd.committed = log.next_committed();
+        rd.entries = log.unstable().entries();
+        const bool cut = cut_before_configuration(rd.entries);
+        // Only what is stored, or written by this batch, is handed out for applying.
+        rd.committed = log.next_committed(
+            cut ? (rd.entries.empty() ? log.unstable().offset() - 1 : rd.entries.back().index)
+                : max_index);
         // Committed configuration changes take effect as they are handed out, so the new
         // membership is persisted in this same batch, before anything is applied.
         for (const auto& e : rd.committed)
             if (e.type == entry_type::configuration) r_.apply_configuration_entry(e);
-        rd.entries = log.unstable().entries();
         if (const auto& s = log.unstable().pending_snapshot()) rd.snap = *s;
         const soft_state ss{r_.leader(), r_.role()};
         if (ss != prev_soft_) rd.soft = ss;
         if (r_.hard() != prev_hard_) rd.hard = r_.hard();
         if (r_.conf_version() != prev_conf_version_) rd.conf = r_.conf();
         rd.messages = r_.take_messages();
-        rd.messages_after_persist = r_.take_messages_after_persist();
+        // Acknowledgements may vouch for entries this batch does not write: they wait for
+        // the batch that does. Held ones from an older term are dropped: a new leader may
+        // have replaced the entries they vouch for.
+        std::erase_if(held_after_persist_,
+                      [&](const message& m) { return m.term != r_.hard().term; });
+        auto after = r_.take_messages_after_persist();
+        held_after_persist_.insert(held_after_persist_.end(),
+                                   std::make_move_iterator(after.begin()),
+                                   std::make_move_iterator(after.end()));
+        if (!cut) rd.messages_after_persist = std::exchange(held_after_persist_, {});
         rd.read_states = r_.take_read_states();
+        rd.hard_first = cut;
 
         pending_ = {};
         if (!rd.entries.empty()) pending_.last = {rd.entries.back().index, rd.entries.back().term};
@@ -202,6 +220,32 @@ public:
     [[nodiscard]] const raft<Storage>& raft_state() const noexcept { return r_; }
 
 private:
+    static constexpr index_t max_index = ~index_t{0};
+
+    /// Apply-time membership is safe only if a configuration entry is never stored before a
+    /// commit index covering the configuration entry ahead of it is (the "Append" invariant
+    /// of etcd-io/etcd#7625): a node restarted with the newer entry but the older commit
+    /// would otherwise campaign under a configuration two changes old, whose quorum need not
+    /// meet the one that committed the latest entries. A store may keep a prefix of a
+    /// crashed write's entries without its hard state, so the batch that first carries a
+    /// configuration entry, while the commit index has moved since the last batch, stops
+    /// before it: the new commit (which covers the entry before it: a leader proposes a
+    /// change only once the previous one is applied, and the append that carries it carries
+    /// that commit) is written first, the entry in the next batch. Each entry is cut once.
+    /// Returns true when `ents` was cut.
+    bool cut_before_configuration(std::vector<entry>& ents) {
+        for (std::size_t k = 0; k < ents.size(); ++k) {
+            const entry& e = ents[k];
+            if (e.type != entry_type::configuration) continue;
+            if (cleared_ == std::pair{e.index, e.term}) continue;     // its commit went first
+            if (r_.hard().commit <= prev_hard_.commit) return false;  // stored already
+            cleared_ = std::pair{e.index, e.term};
+            ents.resize(k);
+            return true;
+        }
+        return false;
+    }
+
     struct pending {
         std::optional<std::pair<index_t, term_t>> last;
         std::optional<index_t> snap_index;
@@ -215,6 +259,8 @@ private:
     std::uint64_t prev_conf_version_;
     pending pending_;
     bool outstanding_ = false;
+    std::optional<std::pair<index_t, term_t>> cleared_;  ///< Cut once already (see above).
+    std::vector<message> held_after_persist_;            ///< Wait for the rest of a cut batch.
 };
 
 }  // namespace craft::core
