@@ -1336,6 +1336,8 @@ private:
         // means a restart replays less and learns the rest from the leader. Not so for a state
         // machine with its own durable data: what it applied must never pass the stored commit.
         // Nor when the core asks for it first: a configuration entry waits for this commit.
+        // A deferred commit rides with the next write's entries, which is safe for a
+        // configuration entry among them only because a log_store write is atomic.
         if constexpr (early_applies) {
             if (rd.hard && !rd.hard_first && rd.hard->term == written_hard_.term &&
                 rd.hard->vote == written_hard_.vote) {

@@ -202,7 +202,7 @@ TEST_CASE("regression: a configuration entry is stored only after the commit bef
     REQUIRE(rd.entries.size() == 1);  // stops before the configuration entry
     CHECK(rd.hard_first);
     REQUIRE(rd.hard);
-    CHECK(rd.hard->commit == 2);
+    CHECK(rd.hard->commit == 1);  // no further than the entries stored (the next batch: 2)
     CHECK(rd.messages_after_persist.empty());  // it acknowledges entry 3
     REQUIRE(rd.committed.size() == 1);         // only what is stored after this write
     CHECK(rd.committed[0].index == 1);
@@ -218,6 +218,8 @@ TEST_CASE("regression: a configuration entry is stored only after the commit bef
         CHECK(rd.messages_after_persist[0].index == 3);
         REQUIRE(rd.committed.size() == 1);
         CHECK(rd.committed[0].index == 2);
+        REQUIRE(rd.hard);
+        CHECK(rd.hard->commit == 2);
         write(rd);
         CHECK(f.r().conf().voters == two.voters);
         CHECK_FALSE(f.node->has_ready());
@@ -240,6 +242,34 @@ TEST_CASE("regression: a configuration entry is stored only after the commit bef
             CHECK(m.term == 2);
         }
     }
+}
+
+TEST_CASE("regression: a batch cut before a configuration entry keeps the pre-votes it holds") {
+    // Held messages are dropped only when the term changes; pre-vote traffic carries the
+    // next term and must survive the wait (a reviewer's finding on the first version).
+    peer f(opts(2, {1, 2, 3}, true));
+    configuration two;
+    two.voters = {1, 2};
+    auto app = msg(message_type::append, 1, 2, 1);
+    app.commit = 1;
+    app.entries = {{1, 1, entry_type::normal, shared_bytes("a")},
+                   {1, 2, entry_type::configuration, core::encode_configuration(two)}};
+    f.node->step(app);
+    f.tick(30);  // the leader is gone: a pre-vote campaign starts
+    REQUIRE(f.r().role() == role::pre_candidate);
+    auto rd = f.node->get_ready();
+    REQUIRE(rd.hard_first);
+    CHECK(rd.messages_after_persist.empty());
+    log_write w;
+    w.entries = rd.entries;
+    w.hard = &*rd.hard;
+    REQUIRE(f.store->write(w).ok());
+    f.node->advance();
+    rd = f.node->get_ready();
+    std::size_t pre_votes = 0;
+    for (const auto& m : rd.messages_after_persist)
+        pre_votes += m.type == message_type::pre_vote ? 1 : 0;
+    CHECK(pre_votes >= 2);  // to nodes 1 and 3 (one round or more)
 }
 
 }  // TEST_SUITE

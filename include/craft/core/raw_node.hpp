@@ -151,10 +151,10 @@ public:
         auto& log = r_.log();
         rd.entries = log.unstable().entries();
         const bool cut = cut_before_configuration(rd.entries);
-        // Only what is stored, or written by this batch, is handed out for applying.
-        rd.committed = log.next_committed(
-            cut ? (rd.entries.empty() ? log.unstable().offset() - 1 : rd.entries.back().index)
-                : max_index);
+        // What is stored once this batch is written: all a cut batch may hand out to apply.
+        const index_t stored =
+            rd.entries.empty() ? log.unstable().offset() - 1 : rd.entries.back().index;
+        rd.committed = log.next_committed(cut ? stored : max_index);
         // Committed configuration changes take effect as they are handed out, so the new
         // membership is persisted in this same batch, before anything is applied.
         for (const auto& e : rd.committed)
@@ -163,13 +163,16 @@ public:
         const soft_state ss{r_.leader(), r_.role()};
         if (ss != prev_soft_) rd.soft = ss;
         if (r_.hard() != prev_hard_) rd.hard = r_.hard();
+        // A cut batch stores the commit no further than its own entries (still past the
+        // change before the cut: see cut_before_configuration); the next batch stores the rest.
+        if (cut && rd.hard) rd.hard->commit = std::min(rd.hard->commit, stored);
         if (r_.conf_version() != prev_conf_version_) rd.conf = r_.conf();
         rd.messages = r_.take_messages();
         // Acknowledgements may vouch for entries this batch does not write: they wait for
-        // the batch that does. Held ones from an older term are dropped: a new leader may
-        // have replaced the entries they vouch for.
-        std::erase_if(held_after_persist_,
-                      [&](const message& m) { return m.term != r_.hard().term; });
+        // the batch that does. If the term changed meanwhile, what was held is dropped: a new
+        // leader may have replaced the entries it vouches for.
+        if (held_term_ != r_.hard().term) held_after_persist_.clear();
+        held_term_ = r_.hard().term;
         auto after = r_.take_messages_after_persist();
         held_after_persist_.insert(held_after_persist_.end(),
                                    std::make_move_iterator(after.begin()),
@@ -185,7 +188,7 @@ public:
         pending_.holds_committed = rd.applicable_before_write() < rd.committed.size();
         pending_.hard = rd.hard;
         prev_soft_ = ss;
-        prev_hard_ = r_.hard();
+        prev_hard_ = rd.hard && cut ? *rd.hard : r_.hard();
         prev_conf_version_ = r_.conf_version();
         outstanding_ = true;
         return rd;
@@ -261,6 +264,7 @@ private:
     bool outstanding_ = false;
     std::optional<std::pair<index_t, term_t>> cleared_;  ///< Cut once already (see above).
     std::vector<message> held_after_persist_;            ///< Wait for the rest of a cut batch.
+    term_t held_term_ = 0;                               ///< The term they were held in.
 };
 
 }  // namespace craft::core
