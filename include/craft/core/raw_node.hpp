@@ -174,9 +174,13 @@ public:
         if (held_term_ != r_.hard().term) held_after_persist_.clear();
         held_term_ = r_.hard().term;
         auto after = r_.take_messages_after_persist();
-        held_after_persist_.insert(held_after_persist_.end(),
-                                   std::make_move_iterator(after.begin()),
-                                   std::make_move_iterator(after.end()));
+        if (held_after_persist_.empty()) {
+            held_after_persist_ = std::move(after);  // the usual case: nothing held, no copy
+        } else {
+            held_after_persist_.insert(held_after_persist_.end(),
+                                       std::make_move_iterator(after.begin()),
+                                       std::make_move_iterator(after.end()));
+        }
         if (!cut) rd.messages_after_persist = std::exchange(held_after_persist_, {});
         rd.read_states = r_.take_read_states();
         rd.hard_first = cut;
