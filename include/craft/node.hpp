@@ -70,12 +70,18 @@ struct default_policies {
 
 /// How a node is set up. `validate()` names the first option that is wrong.
 struct node_options {
-    node_id id = no_node;                   ///< This node (never 0).
-    std::uint64_t cluster_id = 1;           ///< Data directories and peers must match it.
-    std::map<node_id, tcp_endpoint> peers;  ///< Every voter, this node included (it listens
-                                            ///< on its own entry).
-    std::filesystem::path data_dir;         ///< Log in `log/`, snapshots in `snapshots/`.
-    std::chrono::milliseconds tick{10};     ///< Resolution of the core's timers.
+    node_id id = no_node;          ///< This node (never 0).
+    std::uint64_t cluster_id = 1;  ///< Data directories and peers must match it.
+    /// The address book: every node that is or may become a member, this one included (it
+    /// listens on its own entry). Membership is the configuration in the log; an id must be
+    /// here before `change_membership` can add it.
+    std::map<node_id, tcp_endpoint> peers;
+    /// The voters of a new cluster, its first configuration; empty: every peer. A node not
+    /// among them starts outside the configuration and waits to be added with
+    /// `change_membership` (it never campaigns). Ignored once the log holds a configuration.
+    std::vector<node_id> initial_voters;
+    std::filesystem::path data_dir;      ///< Log in `log/`, snapshots in `snapshots/`.
+    std::chrono::milliseconds tick{10};  ///< Resolution of the core's timers.
     std::chrono::milliseconds heartbeat_interval{100};  ///< Leader heartbeats.
     std::chrono::milliseconds election_timeout{1000};   ///< Randomized in [t, 2t).
     /// A read, or a proposal forwarded to the leader, not answered by then fails.
@@ -108,6 +114,10 @@ struct node_options {
         if (!peers.count(id)) return "node_options.peers: must include this node's own address";
         for (const auto& [pid, ep] : peers)
             if (pid == no_node) return "node_options.peers: node id 0 is reserved";
+        for (node_id v : initial_voters)
+            if (!peers.count(v))
+                return "node_options.initial_voters: node " + std::to_string(v) +
+                       " has no address in peers";
         if (tick.count() <= 0) return "node_options.tick: must be positive";
         if (heartbeat_interval < tick)
             return "node_options.heartbeat_interval: must be at least one tick";
@@ -330,7 +340,9 @@ public:
 
         core::options co;
         co.id = opt_.id;
-        for (const auto& [pid, ep] : opt_.peers) co.voters.push_back(pid);
+        co.voters = opt_.initial_voters;
+        if (co.voters.empty())
+            for (const auto& [pid, ep] : opt_.peers) co.voters.push_back(pid);
         co.heartbeat_tick = static_cast<int>(opt_.heartbeat_interval / opt_.tick);
         co.election_tick = static_cast<int>(opt_.election_timeout / opt_.tick);
         co.pre_vote = opt_.pre_vote;
@@ -347,6 +359,7 @@ public:
         raw_ = std::make_unique<core::raw_node<log_type>>(co, *log_);
         // What a snapshot taken before the first apply job records (then each job's).
         applied_conf_ = raw_->raft_state().conf();
+        was_member_ = applied_conf_.is_voter(opt_.id) || applied_conf_.is_learner(opt_.id);
         written_hard_ = raw_->status().hard;
         unwritten_hard_.reset();
         detail::snapshot_transfer_options xo;
@@ -515,6 +528,41 @@ public:
         return fut;
     }
 
+    /// Moves the cluster to the configuration with `voters` and `learners` (this node must
+    /// lead; every id must have an address in `node_options::peers`). A change of at most one
+    /// voter is one step; a larger one goes through a joint configuration (old and new voters
+    /// must both agree) that the leader leaves on its own, as etcd/raft's joint consensus
+    /// with auto-leave. Learners receive the log and never vote: add a node as a learner,
+    /// wait until it caught up, then make it a voter. The future holds ok once the new
+    /// configuration is committed and in force, or why not: this node does not lead, another
+    /// change or a leadership transfer is in progress, the ids are wrong, leadership was lost
+    /// meanwhile or ten election timeouts passed (then the change may still take effect:
+    /// look at `status().raft.conf`). A leader that removes itself steps down once the
+    /// change is in force.
+    std::future<craft::status> change_membership(std::vector<node_id> voters,
+                                                 std::vector<node_id> learners = {}) {
+        auto p = std::make_shared<std::promise<craft::status>>();
+        auto fut = p->get_future();
+        configuration target;
+        target.voters = std::move(voters);
+        target.learners = std::move(learners);
+        if (auto why = invalid_membership(target)) {
+            p->set_value(craft::status::error("craft: membership change refused: " + *why));
+            return fut;
+        }
+        target.normalize();
+        {
+            std::lock_guard l(inbox_mutex_);
+            if (running_ && !stopping_) {
+                inbox_.conf_changes.push_back({std::move(target), p});
+                if (!core_busy_) inbox_cv_.notify_one();
+                return fut;
+            }
+        }
+        p->set_value(craft::status::error("craft: node is not running"));
+        return fut;
+    }
+
     /// Takes a snapshot now (on the apply thread, between two applies) and compacts the log
     /// behind it, as the automatic snapshots do. The future holds ok (also when the newest
     /// snapshot already covers every applied entry), or why not.
@@ -607,12 +655,13 @@ private:
         std::vector<message> messages;
         std::vector<pending_read> reads;
         std::vector<std::pair<node_id, status_promise>> transfers;
+        std::vector<std::pair<configuration, status_promise>> conf_changes;
         std::optional<core::ready> persisted;
         std::vector<node_id> unreachable;  // peers the transport lost messages to
         bool backlog_freed = false;        // the apply queue has room again
         bool empty() const {
             return proposals.empty() && messages.empty() && reads.empty() && transfers.empty() &&
-                   !persisted && unreachable.empty() && !backlog_freed;
+                   conf_changes.empty() && !persisted && unreachable.empty() && !backlog_freed;
         }
     };
     /// Proposals passed to the leader, waiting for its answer (core thread).
@@ -627,6 +676,14 @@ private:
         clock::time_point deadline;
         status_promise done;
         bool told = false;  ///< timeout_now sent
+    };
+    /// A membership change in progress (core thread).
+    struct conf_change {
+        configuration target;
+        index_t index = 0;  ///< Of its configuration entry.
+        term_t term = 0;    ///< The leader's term when it was proposed.
+        clock::time_point deadline;
+        status_promise done;
     };
     /// Work for the apply thread, in order.
     struct apply_job {
@@ -735,6 +792,7 @@ private:
         for (auto& p : inbox_.proposals) p.done(not_applied(reason.message()));
         for (auto& r : inbox_.reads) r.fail(reason);
         for (auto& [to, p] : inbox_.transfers) p->set_value(reason);
+        for (auto& [c, p] : inbox_.conf_changes) p->set_value(reason);
         inbox_ = {};
         for (auto& [i, w] : waiting_) w.done(refused(reason.message()));
         waiting_.clear();
@@ -749,6 +807,8 @@ private:
         forwards_.clear();
         if (transfer_) transfer_->done->set_value(reason);
         transfer_.reset();
+        if (conf_change_) conf_change_->done->set_value(reason);
+        conf_change_.reset();
         for (auto& p : snapshot_requests_) p->set_value(reason);
         snapshot_requests_.clear();
         for (auto& p : requests_) p->set_value(reason);
@@ -815,6 +875,9 @@ private:
             for (auto& [to, p] : inbox_.transfers)
                 p->set_value(craft::status::error("craft: node failed: " + why.message()));
             inbox_.transfers.clear();
+            for (auto& [c, p] : inbox_.conf_changes)
+                p->set_value(craft::status::error("craft: node failed: " + why.message()));
+            inbox_.conf_changes.clear();
         }
         for (auto& cb : proposals) cb(refused("craft: node failed: " + why.message()));
         for (auto& r : reads) r.fail(craft::status::error("craft: node failed: " + why.message()));
@@ -894,6 +957,8 @@ private:
         reads_in_core_.clear();
         if (transfer_) transfer_->done->set_value(st);
         transfer_.reset();
+        if (conf_change_) conf_change_->done->set_value(st);
+        conf_change_.reset();
     }
 
     /// The core thread's part of the strand: runs the core when work waits and no other
@@ -956,6 +1021,7 @@ private:
         in.messages.swap(inbox_.messages);
         in.reads.swap(inbox_.reads);
         in.transfers.swap(inbox_.transfers);
+        in.conf_changes.swap(inbox_.conf_changes);
         in.persisted.swap(inbox_.persisted);
         in.unreachable.swap(inbox_.unreachable);
         inbox_.backlog_freed = false;
@@ -989,6 +1055,8 @@ private:
         for (auto& r : in.reads) start_read(std::move(r));
         for (auto& [to, p] : in.transfers) start_transfer(to, std::move(p), now);
         if (transfer_) step_transfer(now);
+        for (auto& [c, p] : in.conf_changes) start_conf_change(std::move(c), std::move(p), now);
+        if (conf_change_) step_conf_change(now);
         if (in.persisted) {
             finish_ready(std::move(*in.persisted));
             outstanding_ = false;
@@ -1279,6 +1347,76 @@ private:
                 "craft: leadership transfer to " + target + " timed out (" +
                 (transfer_->told ? "it did not win the election" : "it did not catch up") +
                 " within the election timeout)"));
+    }
+
+    /// Why `target` cannot be a configuration of this cluster, or nothing.
+    std::optional<std::string> invalid_membership(const configuration& target) const {
+        if (target.voters.empty()) return "no voters given";
+        for (const auto* ids : {&target.voters, &target.learners})
+            for (node_id n : *ids)
+                if (!opt_.peers.count(n))
+                    return "node " + std::to_string(n) +
+                           " has no address (add it to node_options.peers first)";
+        for (node_id v : target.voters)
+            if (std::find(target.learners.begin(), target.learners.end(), v) !=
+                target.learners.end())
+                return "node " + std::to_string(v) + " is given as a voter and as a learner";
+        return std::nullopt;
+    }
+
+    void start_conf_change(configuration target, status_promise p, clock::time_point now) {
+        const auto& r = raw_->raft_state();
+        auto refuse = [&](const std::string& why) {
+            p->set_value(craft::status::error("craft: membership change refused: " + why));
+        };
+        if (conf_change_) return refuse("another change is in progress");
+        if (r.role() != core::role::leader)
+            return refuse("node " + std::to_string(opt_.id) + " is not the leader" +
+                          (r.leader() ? " (node " + std::to_string(r.leader()) + " is)" : ""));
+        if (transfer_) return refuse("a leadership transfer is in progress");
+        const auto res = raw_->propose_configuration(target);
+        if (res.error != core::errc::ok) return refuse(std::string(core::to_string(res.error)));
+        log(log_level::info, "changing membership to " + describe(target) + " (entry " +
+                                 std::to_string(res.first) + ")");
+        conf_change_ = conf_change{std::move(target), res.first, res.term,
+                                   now + 10 * opt_.election_timeout, std::move(p)};
+    }
+
+    /// Ends the membership change once its configuration is in force (after the joint one,
+    /// if any), when leadership moved, or when time is up.
+    void step_conf_change(clock::time_point now) {
+        const auto& r = raw_->raft_state();
+        const auto& c = r.conf();
+        auto finish = [&](craft::status st) {
+            if (!st.ok()) log(log_level::warn, st.message());
+            conf_change_->done->set_value(std::move(st));
+            conf_change_.reset();
+        };
+        const auto& t = conf_change_->target;
+        if (c.index >= conf_change_->index && !c.joint()) {
+            if (c.voters == t.voters && c.learners == t.learners) return finish({});
+            return finish(craft::status::error("craft: membership change to " + describe(t) +
+                                               " was followed by " + describe(c)));
+        }
+        const auto maybe = " (the change may still take effect: see status().raft.conf)";
+        if (r.term() != conf_change_->term || r.role() != core::role::leader)
+            return finish(craft::status::error("craft: membership change to " + describe(t) +
+                                               ": leadership was lost" + maybe));
+        if (now >= conf_change_->deadline)
+            finish(craft::status::error("craft: membership change to " + describe(t) +
+                                        " did not complete within ten election timeouts" + maybe));
+    }
+
+    static std::string describe(const configuration& c) {
+        auto list = [](const std::vector<node_id>& ids) {
+            std::string s = "{";
+            for (node_id n : ids) s += (s.size() > 1 ? "," : "") + std::to_string(n);
+            return s + "}";
+        };
+        std::string s = "voters " + list(c.voters);
+        if (c.joint()) s += " joint with " + list(c.voters_outgoing);
+        if (!c.learners.empty()) s += ", learners " + list(c.learners);
+        return s;
     }
 
     void start_read(pending_read r) {
@@ -1594,6 +1732,17 @@ private:
             }
             applied_conf_ = std::move(job.conf);
             apply_entries(job.committed);
+            // Removed from the configuration (a member before) and no longer leading: nobody
+            // sends this node the entries after its removal, so the fate of proposals waiting
+            // for them is unknown here.
+            if (applied_conf_.is_voter(opt_.id) || applied_conf_.is_learner(opt_.id)) {
+                was_member_ = true;
+            } else if (was_member_ && !was_leader_) {
+                fail_waiting_after(applied_conf_.index,
+                                   "node " + std::to_string(opt_.id) +
+                                       " was removed from the configuration; it will not "
+                                       "learn whether the entry commits");
+            }
             serve_reads();
             maybe_snapshot(false);  // a failure stops the node: the next wait returns
             take_requested_snapshot();
@@ -1675,6 +1824,19 @@ private:
             }
         }
         for (auto& [cb, o] : done) cb(std::move(o));
+    }
+
+    /// Fails the proposals waiting for entries after `index`.
+    void fail_waiting_after(index_t index, const std::string& why) {
+        std::vector<callback> failed;
+        {
+            std::lock_guard l(waiting_mutex_);
+            for (auto it = waiting_.upper_bound(index); it != waiting_.end();) {
+                failed.push_back(std::move(it->second.done));
+                it = waiting_.erase(it);
+            }
+        }
+        for (auto& cb : failed) cb(refused("craft: outcome unknown: " + why));
     }
 
     void fail_waiting_up_to(index_t upto, const std::string& why) {
@@ -1798,6 +1960,7 @@ private:
     std::uint64_t forward_seq_ = 0;
     std::map<node_id, index_t> commit_wanted_;  // leader: followers' forwarded commands' last
     std::optional<transfer> transfer_;
+    std::optional<conf_change> conf_change_;
     node_id last_leader_ = no_node;
     std::vector<message> held_messages_;        ///< To send at the end of this step, in order.
     hard_state written_hard_;                   ///< The newest hard state handed to the log.
@@ -1827,6 +1990,7 @@ private:
     std::uint64_t bytes_since_snapshot_ = 0;
     clock::time_point last_snapshot_time_;
     configuration applied_conf_;  // the configuration as of the last apply job
+    bool was_member_ = false;     // applied_conf_ held this node once (apply thread)
     bool was_leader_ = false;
     node_id following_ = no_node;
 

@@ -706,3 +706,155 @@ TEST_CASE("node: a failed inline log write stops the node and fails what waits, 
     CHECK(n.status().running);
 }
 }
+
+namespace {
+/// A memory log that checks etcd-io/etcd#7625's "Append" invariant at every write: a
+/// configuration entry is stored only with, or after, a commit index covering the
+/// configuration entry before it (this write's own hard state counts: writes are atomic).
+std::atomic<int> conf_entries_stored{0}, append_invariant_broken{0};
+struct append_checked_log : craft::testing::memory_log_store {
+    status write(const log_write& w) {
+        if (!w.entries.empty()) {
+            index_t commit = initial_state().hard.commit;
+            if (w.hard) commit = std::max(commit, w.hard->commit);
+            const index_t first = w.entries.front().index;
+            index_t before = 0;  // the newest configuration entry kept ahead of this write
+            for (const auto& e : stored())
+                if (e.index < first && e.type == entry_type::configuration) before = e.index;
+            for (const auto& e : w.entries) {
+                if (e.type != entry_type::configuration) continue;
+                ++conf_entries_stored;
+                if (before > commit) ++append_invariant_broken;
+                before = e.index;
+            }
+        }
+        return memory_log_store::write(w);
+    }
+};
+struct membership_policies : memory_policies {
+    using log_store = append_checked_log;
+};
+}  // namespace
+
+TEST_SUITE("runtime") {
+TEST_CASE(
+    "node: membership changes under load: a learner added, promoted, a joint change "
+    "that removes the leader") {
+    conf_entries_stored = 0;
+    append_invariant_broken = 0;
+    using mnode = basic_node<counter, membership_policies>;
+    std::map<node_id, tcp_endpoint> peers;  // the address book holds node 4 from the start
+    for (node_id id = 1; id <= 4; ++id) peers[id] = {"127.0.0.1", test::free_port()};
+    test::temp_dir dir;
+    counter sms[5];
+    std::unique_ptr<mnode> nodes[5];
+    for (node_id id = 1; id <= 4; ++id) {
+        auto o = test::loopback_options(id, peers, dir.path);
+        o.initial_voters = {1, 2, 3};  // node 4 waits to be added
+        nodes[id] = std::make_unique<mnode>(o, sms[id]);
+        REQUIRE(nodes[id]->start().ok());
+    }
+    auto leader = [&](std::initializer_list<node_id> among) {
+        std::optional<node_id> found;
+        eventually([&] {
+            for (node_id id : among)
+                if (nodes[id]->status().running && nodes[id]->is_leader()) found = id;
+            return found.has_value();
+        });
+        return found;
+    };
+    auto voters_of = [&](node_id id) { return nodes[id]->status().raft.conf.voters; };
+    auto l = leader({1, 2, 3});
+    REQUIRE(l);
+    // Proposals flow from another thread throughout, so commits move while the changes land.
+    std::atomic<bool> stop_load{false};
+    std::atomic<long> accepted{0};
+    std::atomic<node_id> target{*l};
+    std::thread load([&] {
+        while (!stop_load) {
+            auto r = nodes[target.load()]->propose(shared_bytes("1")).get();
+            if (r.ok())
+                ++accepted;
+            else
+                std::this_thread::sleep_for(5ms);  // leadership moving: retry as a client
+        }
+    });
+    struct joiner {  // a failed REQUIRE still stops and joins the load
+        std::atomic<bool>& stop;
+        std::thread& t;
+        ~joiner() {
+            stop = true;
+            if (t.joinable()) t.join();
+        }
+    } join_load{stop_load, load};
+    REQUIRE(eventually([&] { return accepted > 50; }));
+
+    // Refused, each with its reason.
+    const node_id f = *l == 1 ? 2 : 1;
+    auto refused = [&](node_id at, std::vector<node_id> v, std::vector<node_id> lr = {}) {
+        auto st = nodes[at]->change_membership(std::move(v), std::move(lr)).get();
+        REQUIRE_FALSE(st.ok());
+        return st.message();
+    };
+    CHECK(refused(f, {1, 2, 3, 4}).find("is not the leader (node " + std::to_string(*l) + " is)") !=
+          std::string::npos);
+    CHECK(refused(*l, {1, 2, 9}).find("node 9 has no address") != std::string::npos);
+    CHECK(refused(*l, {}).find("no voters") != std::string::npos);
+    CHECK(refused(*l, {1, 2, 3}, {3}).find("as a voter and as a learner") != std::string::npos);
+    CHECK_FALSE(nodes[4]->is_leader());
+    CHECK(voters_of(4) == std::vector<node_id>{1, 2, 3});  // its bootstrap, never used to lead
+
+    // Node 4 joins as a learner, catches up, then becomes a voter.
+    auto st = nodes[*l]->change_membership({1, 2, 3}, {4}).get();
+    REQUIRE_MESSAGE(st.ok(), st.message());
+    CHECK(eventually(
+        [&] { return nodes[*l]->status().raft.conf.learners == std::vector<node_id>{4}; }));
+    REQUIRE(eventually([&] { return nodes[4]->status().applied > 50; }));
+    st = nodes[*l]->change_membership({1, 2, 3, 4}).get();
+    REQUIRE_MESSAGE(st.ok(), st.message());
+    CHECK(eventually([&] { return voters_of(*l) == std::vector<node_id>{1, 2, 3, 4}; }));
+    CHECK(eventually([&] { return voters_of(4) == std::vector<node_id>{1, 2, 3, 4}; }));
+
+    // Two voters out at once, the leader among them: a joint configuration, left on its own;
+    // the leader steps down once the change is in force.
+    const node_id other = *l == 3 ? 2 : 3;
+    std::vector<node_id> rest;
+    for (node_id id = 1; id <= 4; ++id)
+        if (id != *l && id != other) rest.push_back(id);
+    st = nodes[*l]->change_membership(rest).get();
+    REQUIRE_MESSAGE(st.ok(), st.message());
+    CHECK(eventually([&] { return voters_of(*l) == rest; }));
+    auto l2 = leader({rest[0], rest[1]});
+    REQUIRE(l2);
+    target = *l2;
+    const long before = accepted;
+    REQUIRE(eventually([&] { return accepted > before + 50; }));
+    stop_load = true;
+    load.join();
+
+    // Every member applied the same.
+    const auto total = [&](node_id id) {  // retried while the node looks for its leader
+        for (int attempt = 0;; ++attempt) {
+            auto r = nodes[id]->read([](const counter& c) { return c.total; }).get();
+            if (r.ok() || attempt == 100) {
+                REQUIRE_MESSAGE(r.ok(), r.error.message());
+                return r.value;
+            }
+            std::this_thread::sleep_for(50ms);
+        }
+    };
+    const long t = total(*l2);
+    CHECK(t >= accepted.load());
+    for (node_id id : rest) CHECK(total(id) == t);
+    // A member restarted keeps the configuration from its log, not the bootstrap one.
+    const node_id kept = rest[0] == *l2 ? rest[1] : rest[0];
+    nodes[kept]->stop();
+    REQUIRE(nodes[kept]->start().ok());
+    CHECK(voters_of(kept) == rest);
+    CHECK(total(kept) == t);
+
+    CHECK(conf_entries_stored > 0);
+    CHECK(append_invariant_broken == 0);
+    for (node_id id = 1; id <= 4; ++id) nodes[id]->stop();
+}
+}
