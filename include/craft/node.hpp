@@ -343,6 +343,19 @@ public:
         co.voters = opt_.initial_voters;
         if (co.voters.empty())
             for (const auto& [pid, ep] : opt_.peers) co.voters.push_back(pid);
+        // A new node stores its first configuration at once: from then on membership is what
+        // the log says, whatever `peers` (the address book) lists at a restart.
+        if (log_->initial_state().conf.empty() && log_->snapshot_meta().conf.empty()) {
+            configuration first;
+            first.voters = co.voters;
+            first.normalize();
+            log_write w;
+            w.conf = &first;
+            if (auto st = log_->write(w); !st) {
+                log_.reset();
+                return fatal_at_start("cannot store the first configuration: " + st.message());
+            }
+        }
         co.heartbeat_tick = static_cast<int>(opt_.heartbeat_interval / opt_.tick);
         co.election_tick = static_cast<int>(opt_.election_timeout / opt_.tick);
         co.pre_vote = opt_.pre_vote;

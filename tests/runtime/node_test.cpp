@@ -515,6 +515,35 @@ TEST_CASE("node: snapshot_now right after a restart records the membership") {
     CHECK(metas.front().conf.voters.size() == 3);
 }
 
+TEST_CASE("node: the first configuration is stored; a longer address book later adds no voter") {
+    test::temp_dir dir;
+    std::map<node_id, tcp_endpoint> peers{{1, {"127.0.0.1", test::free_port()}}};
+    counter sm;
+    {
+        tnode n(test::loopback_options(1, peers, dir.path), sm);
+        REQUIRE(n.start().ok());
+        REQUIRE(eventually([&] { return n.is_leader(); }));
+        REQUIRE(n.propose(shared_bytes("1")).get().ok());
+        n.stop();
+    }
+    // Restarted with node 2 in its address book (as before adding it with change_membership):
+    // still the only voter, so it leads alone again.
+    peers[2] = {"127.0.0.1", test::free_port()};
+    counter sm2;
+    tnode n(test::loopback_options(1, peers, dir.path), sm2);
+    REQUIRE(n.start().ok());
+    CHECK(n.status().raft.conf.voters == std::vector<node_id>{1});
+    CHECK(eventually([&] { return n.is_leader(); }));
+    auto r = n.propose(shared_bytes("1")).get();
+    CHECK_MESSAGE(r.ok(), r.error.message());
+    CHECK(sm2.total == 2);
+    // initial_voters naming a node without an address is refused, naming it.
+    auto o = test::loopback_options(1, peers, dir.path);
+    o.initial_voters = {1, 5};
+    REQUIRE(o.validate());
+    CHECK(o.validate()->find("node 5 has no address in peers") != std::string::npos);
+}
+
 TEST_CASE("node: a stopped leader is replaced, and restarts from disk to catch up") {
     trio t([](node_options& o) {
         o.snapshots.entries = 50;  // snapshots and compaction happen on the way
