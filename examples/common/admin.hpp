@@ -1,7 +1,8 @@
 #pragma once
 // What a node tells operators: `/status` as JSON (the fields braft's raft_stat shows),
 // `/metrics` in the Prometheus text format, and the admin actions craftctl calls
-// (POST /snapshot, POST /transfer-leader?to=N). Served with cpp-httplib on its own thread.
+// (POST /snapshot, POST /transfer-leader?to=N, POST /membership?voters=..&learners=..).
+// Served with cpp-httplib on its own thread.
 
 #include <craft/node.hpp>
 #include <craft/version.hpp>
@@ -9,10 +10,14 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <charconv>
 #include <chrono>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace craft::examples {
 
@@ -140,7 +145,9 @@ public:
                 "GET  /status                 JSON: role, term, leader, indexes, peers\n"
                 "GET  /metrics                Prometheus text format\n"
                 "POST /snapshot               take a snapshot now\n"
-                "POST /transfer-leader?to=N   hand leadership to node N\n",
+                "POST /transfer-leader?to=N   hand leadership to node N\n"
+                "POST /membership?voters=1,2,3&learners=4\n"
+                "                             change the membership (on the leader)\n",
                 "text/plain");
         });
         srv_.Get("/status", [this](const httplib::Request&, httplib::Response& res) {
@@ -167,6 +174,25 @@ public:
             f.wait();
             reply(res, f.get(), {{"leader", node_.leader()}});
         });
+        srv_.Post("/membership", [this](const httplib::Request& req, httplib::Response& res) {
+            std::vector<node_id> voters, learners;
+            for (auto [name, ids] : {std::pair{"voters", &voters}, {"learners", &learners}}) {
+                if (auto bad = parse_ids(req.get_param_value(name), *ids))
+                    return reply(res,
+                                 craft::status::error(std::string("bad parameter '") + name +
+                                                      "': " + *bad + " (expected 1,2,3)"),
+                                 {}, 400);
+            }
+            std::sort(voters.begin(), voters.end());
+            std::sort(learners.begin(), learners.end());
+            auto f = node_.change_membership(voters, learners);
+            f.wait();
+            const auto st = f.get();
+            // On success the requested membership is in force (status() may lag a tick).
+            reply(res, st,
+                  st.ok() ? nlohmann::json{{"voters", voters}, {"learners", learners}}
+                          : nlohmann::json{});
+        });
     }
     ~admin_http() { stop(); }
 
@@ -183,6 +209,23 @@ public:
     }
 
 private:
+    /// Parses "1,2,3" (empty: none); the problem, or nothing.
+    static std::optional<std::string> parse_ids(const std::string& s, std::vector<node_id>& out) {
+        std::size_t at = 0;
+        while (at < s.size()) {
+            auto comma = s.find(',', at);
+            if (comma == std::string::npos) comma = s.size();
+            const std::string_view item(s.data() + at, comma - at);
+            node_id id = 0;
+            auto [p, ec] = std::from_chars(item.data(), item.data() + item.size(), id);
+            if (ec != std::errc{} || p != item.data() + item.size() || id == no_node)
+                return "'" + std::string(item) + "' is not a node id";
+            out.push_back(id);
+            at = comma + 1;
+        }
+        return std::nullopt;
+    }
+
     static void reply(httplib::Response& res, const craft::status& st, nlohmann::json extra = {},
                       int error_code = 409) {
         nlohmann::json j = extra.is_object() ? std::move(extra) : nlohmann::json::object();

@@ -28,6 +28,7 @@ namespace craft::examples {
 struct service_flags {
     node_id id = 0;
     std::map<node_id, tcp_endpoint> peers;
+    std::vector<node_id> initial_voters;  ///< Empty: every peer.
     std::string data_dir;
     std::string host = "127.0.0.1";  ///< Where clients and the HTTP endpoint are served.
     std::uint16_t client_port = 0;
@@ -85,6 +86,11 @@ inline void add_service_flags(CLI::App& app, service_flags& f) {
            "--peers", [&f](const std::string& s) { f.peers = parse_peers(s); },
            "every node's Raft address, this one included: 1=127.0.0.1:7001,2=...")
         ->required();
+    app.add_option("--initial-voters", f.initial_voters,
+                   "voters of a new cluster, e.g. 1,2,3 (default: every peer); a node not "
+                   "among them waits to be added (craftctl add-learner / add-voter); the "
+                   "log's membership rules once it has one")
+        ->delimiter(',');
     app.add_option("--data-dir", f.data_dir, "where this node keeps its log and snapshots")
         ->required();
     app.add_option("--client-port", f.client_port, "port for Redis-protocol clients")->required();
@@ -138,6 +144,11 @@ inline std::optional<int> parse_flags(CLI::App& app, int argc, char** argv, serv
         std::cerr << "--peers must include this node (--id " << f.id << ")\n" << app.help();
         return 2;
     }
+    for (node_id v : f.initial_voters)
+        if (!f.peers.count(v)) {
+            std::cerr << "--initial-voters: node " << v << " is not in --peers\n";
+            return 2;
+        }
     return std::nullopt;
 }
 
@@ -289,6 +300,7 @@ private:
         o.id = f.id;
         o.cluster_id = f.cluster_id;
         o.peers = f.peers;
+        o.initial_voters = f.initial_voters;
         o.data_dir = f.data_dir;
         o.tick = std::chrono::milliseconds(f.tick_ms);
         o.heartbeat_interval = std::chrono::milliseconds(f.heartbeat_ms);

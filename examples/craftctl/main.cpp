@@ -6,9 +6,14 @@
 //   craftctl snapshot --node 127.0.0.1:8001             take a snapshot now
 //   craftctl transfer-leader --nodes ... --to 2         hand leadership to node 2
 //   craftctl metrics  --node 127.0.0.1:8001             the Prometheus text
+//   craftctl add-learner --nodes ... --id 4              node 4 receives the log, no vote
+//   craftctl add-voter   --nodes ... --id 4              node 4 votes (a learner promoted)
+//   craftctl remove      --nodes ... --id 4              node 4 leaves the cluster
+//   craftctl membership  --nodes ... --voters 1,2,3 [--learners 4]   set it whole
 //
-// Membership changes (add/remove voters and learners) are not in basic_node's API yet; they
-// will be commands here once it offers them.
+// Membership commands ask the leader among --nodes, which must already list the node in its
+// --peers (the address book). add-voter, remove and membership may change several voters
+// at once: the leader goes through a joint configuration and leaves it on its own.
 
 #include <httplib.h>
 #include <CLI/CLI.hpp>
@@ -112,6 +117,22 @@ int print_cluster(const std::vector<target>& nodes) {
     return down ? 1 : 0;
 }
 
+/// The node that leads among `nodes` and its status, or nothing (said on stderr).
+std::optional<std::pair<target, nlohmann::json>> find_leader(const std::vector<target>& nodes) {
+    for (const auto& t : nodes) {
+        auto j = status_of(t);
+        if (j && j->value("state", std::string()) == "leader") return std::pair{t, *j};
+    }
+    std::cerr << "craftctl: none of the nodes leads right now; try again\n";
+    return std::nullopt;
+}
+
+std::string join(const std::vector<unsigned long long>& ids) {
+    std::string s;
+    for (auto id : ids) s += (s.empty() ? "" : ",") + std::to_string(id);
+    return s;
+}
+
 /// Prints a POST's JSON answer; exit 0 when it says ok.
 int post(const target& t, const std::string& path) {
     int code = 0;
@@ -147,6 +168,21 @@ int main(int argc, char** argv) {
                    "among them is asked)")
         ->required();
     tl->add_option("--to", to, "id of the node to lead")->required();
+    const std::string leader_nodes =
+        "host:port,... of the nodes' HTTP endpoints (the leader among them is asked)";
+    unsigned long long id = 0;
+    auto* al = app.add_subcommand("add-learner", "add a node as a learner (it gets the log)");
+    auto* av = app.add_subcommand("add-voter", "make a node a voter (a learner is promoted)");
+    auto* rm = app.add_subcommand("remove", "remove a node, voter or learner");
+    for (auto* c : {al, av, rm}) {
+        c->add_option("--nodes", nodes, leader_nodes)->required();
+        c->add_option("--id", id, "the node's id (in the leader's --peers)")->required();
+    }
+    std::vector<unsigned long long> voters, learners;
+    auto* mb = app.add_subcommand("membership", "set the voters and learners whole");
+    mb->add_option("--nodes", nodes, leader_nodes)->required();
+    mb->add_option("--voters", voters, "ids of the voters: 1,2,3")->delimiter(',')->required();
+    mb->add_option("--learners", learners, "ids of the learners")->delimiter(',');
 
     try {
         app.parse(argc, argv);
@@ -165,13 +201,22 @@ int main(int argc, char** argv) {
             return 0;
         }
         if (tl->parsed()) {
-            for (const auto& t : parse_list(nodes)) {
-                auto j = status_of(t);
-                if (j && j->value("state", std::string()) == "leader")
-                    return post(t, "/transfer-leader?to=" + std::to_string(to));
+            auto l = find_leader(parse_list(nodes));
+            return l ? post(l->first, "/transfer-leader?to=" + std::to_string(to)) : 1;
+        }
+        if (mb->parsed() || al->parsed() || av->parsed() || rm->parsed()) {
+            auto l = find_leader(parse_list(nodes));
+            if (!l) return 1;
+            if (!mb->parsed()) {  // the leader's membership, changed for one node
+                voters = l->second.value("voters", std::vector<unsigned long long>{});
+                learners = l->second.value("learners", std::vector<unsigned long long>{});
+                std::erase(voters, id);
+                std::erase(learners, id);
+                if (al->parsed()) learners.push_back(id);
+                if (av->parsed()) voters.push_back(id);
             }
-            std::cerr << "craftctl: none of the nodes leads right now; try again\n";
-            return 1;
+            return post(l->first,
+                        "/membership?voters=" + join(voters) + "&learners=" + join(learners));
         }
     } catch (const CLI::ParseError& e) {
         return app.exit(e);
