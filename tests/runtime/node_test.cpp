@@ -657,8 +657,7 @@ struct memory_policies : default_policies {
 TEST_SUITE("runtime") {
 TEST_CASE("node: policies swapped at compile time: memory stores under the TCP runtime") {
     using mnode = basic_node<counter, memory_policies>;
-    std::map<node_id, tcp_endpoint> peers;
-    for (node_id id = 1; id <= 3; ++id) peers[id] = {"127.0.0.1", test::free_port()};
+    const auto peers = test::loopback_peers(3);
     test::temp_dir dir;
     counter sms[4];
     std::unique_ptr<mnode> nodes[4];
@@ -772,8 +771,7 @@ TEST_CASE(
     conf_entries_stored = 0;
     append_invariant_broken = 0;
     using mnode = basic_node<counter, membership_policies>;
-    std::map<node_id, tcp_endpoint> peers;  // the address book holds node 4 from the start
-    for (node_id id = 1; id <= 4; ++id) peers[id] = {"127.0.0.1", test::free_port()};
+    const auto peers = test::loopback_peers(4);  // the address book holds node 4 from the start
     test::temp_dir dir;
     counter sms[5];
     std::unique_ptr<mnode> nodes[5];

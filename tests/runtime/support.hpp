@@ -114,6 +114,13 @@ inline bool eventually(const std::function<bool()>& pred,
 }
 
 /// Options for node `id` of a loopback cluster, with short timers for tests.
+/// Addresses on free loopback ports for nodes 1..n.
+inline std::map<node_id, tcp_endpoint> loopback_peers(node_id n) {
+    std::map<node_id, tcp_endpoint> peers;
+    for (node_id id = 1; id <= n; ++id) peers[id] = {"127.0.0.1", free_port()};
+    return peers;
+}
+
 inline node_options loopback_options(node_id id, const std::map<node_id, tcp_endpoint>& peers,
                                      const std::filesystem::path& dir) {
     node_options o;
