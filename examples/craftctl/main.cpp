@@ -14,11 +14,14 @@
 // Membership commands ask the leader among --nodes, which must already list the node in its
 // --peers (the address book). add-voter, remove and membership may change several voters
 // at once: the leader goes through a joint configuration and leaves it on its own.
+// add-learner, add-voter and remove read the leader's membership from its /status and send
+// it back changed: run one at a time (two operators at once could undo each other's change).
 
 #include <httplib.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <optional>
@@ -210,6 +213,12 @@ int main(int argc, char** argv) {
             if (!mb->parsed()) {  // the leader's membership, changed for one node
                 voters = l->second.value("voters", std::vector<unsigned long long>{});
                 learners = l->second.value("learners", std::vector<unsigned long long>{});
+                if (al->parsed() && std::count(voters.begin(), voters.end(), id)) {
+                    std::cerr << "craftctl: node " << id
+                              << " is a voter; to make it a learner, set the membership "
+                                 "whole (craftctl membership)\n";
+                    return 1;
+                }
                 std::erase(voters, id);
                 std::erase(learners, id);
                 if (al->parsed()) learners.push_back(id);

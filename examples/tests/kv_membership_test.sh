@@ -30,10 +30,13 @@ check_contains "add-learner of a node with no address is refused" "node 9 has no
 out=$("$CTL" add-learner --nodes "$nodes" --id 4)
 check_contains "craftctl add-learner 4" '"learners":[4]' "$out"
 check_contains "... and says ok" '"ok":true' "$out"
-eventually 20 test "$(kv_cli 4 GET before)" == joined
+node4_has() { [[ "$(kv_cli 4 GET "$1")" == "$2" ]]; }
+eventually 20 node4_has before joined
 check "node 4, a learner, caught up and reads" joined "$(kv_cli 4 GET before)"
 out=$("$CTL" add-voter --nodes "$nodes" --id 4)
 check_contains "craftctl add-voter 4" '"voters":[1,2,3,4]' "$out"
+check_contains "add-learner of a voter is refused" "node 4 is a voter" \
+    "$("$CTL" add-learner --nodes "$nodes" --id 4 2>&1 || true)"
 check_contains "cluster lists node 4's state" "127.0.0.1:$(kv_http_port 4)" \
     "$("$CTL" cluster --nodes "$nodes")"
 

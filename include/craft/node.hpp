@@ -345,7 +345,10 @@ public:
             for (const auto& [pid, ep] : opt_.peers) co.voters.push_back(pid);
         // A new node stores its first configuration at once: from then on membership is what
         // the log says, whatever `peers` (the address book) lists at a restart.
-        if (log_->initial_state().conf.empty() && log_->snapshot_meta().conf.empty()) {
+        // (A data directory from before craft stored it, with entries, keeps what `peers`
+        // says at each start, as then.)
+        if (log_->initial_state().conf.empty() && log_->snapshot_meta().conf.empty() &&
+            log_->last_index() == 0 && log_->initial_state().hard.term == 0) {
             configuration first;
             first.voters = co.voters;
             first.normalize();
@@ -1069,7 +1072,6 @@ private:
         for (auto& [to, p] : in.transfers) start_transfer(to, std::move(p), now);
         if (transfer_) step_transfer(now);
         for (auto& [c, p] : in.conf_changes) start_conf_change(std::move(c), std::move(p), now);
-        if (conf_change_) step_conf_change(now);
         if (in.persisted) {
             finish_ready(std::move(*in.persisted));
             outstanding_ = false;
@@ -1088,7 +1090,8 @@ private:
             if (write_failed_) return false;
         }
         send_held_messages();
-        if (outstanding_) {  // while our own batch is written:
+        if (conf_change_) step_conf_change(now);  // after this step's batches advanced
+        if (outstanding_) {                       // while our own batch is written:
             for (auto& m : raw_->take_early_messages()) send(std::move(m));  // replicate
             apply_durable_committed();
         }
@@ -1406,15 +1409,18 @@ private:
             conf_change_.reset();
         };
         const auto& t = conf_change_->target;
-        if (c.index >= conf_change_->index && !c.joint()) {
-            if (c.voters == t.voters && c.learners == t.learners) return finish({});
-            return finish(craft::status::error("craft: membership change to " + describe(t) +
-                                               " was followed by " + describe(c)));
-        }
         const auto maybe = " (the change may still take effect: see status().raft.conf)";
-        if (r.term() != conf_change_->term || r.role() != core::role::leader)
+        if (c.index >= conf_change_->index && !c.joint()) {
+            if (c.voters != t.voters || c.learners != t.learners)
+                return finish(craft::status::error("craft: membership change to " + describe(t) +
+                                                   " was followed by " + describe(c)));
+            // In force once handed out; done once written and applied, when the core takes
+            // the next change (a leader removing itself steps down meanwhile).
+            if (r.log().applied() >= c.index) return finish({});
+        } else if (r.term() != conf_change_->term || r.role() != core::role::leader) {
             return finish(craft::status::error("craft: membership change to " + describe(t) +
                                                ": leadership was lost" + maybe));
+        }
         if (now >= conf_change_->deadline)
             finish(craft::status::error("craft: membership change to " + describe(t) +
                                         " did not complete within ten election timeouts" + maybe));
