@@ -550,7 +550,8 @@ public:
     /// must both agree) that the leader leaves on its own, as etcd/raft's joint consensus
     /// with auto-leave. Learners receive the log and never vote: add a node as a learner,
     /// wait until it caught up, then make it a voter. The future holds ok once the new
-    /// configuration is committed and in force, or why not: this node does not lead, another
+    /// configuration is committed, in force and applied by this leader's core (the next
+    /// change is then taken at once), or why not: this node does not lead, another
     /// change or a leadership transfer is in progress, the ids are wrong, leadership was lost
     /// meanwhile or ten election timeouts passed (then the change may still take effect:
     /// look at `status().raft.conf`). A leader that removes itself steps down once the
@@ -1747,7 +1748,7 @@ private:
                 last_snapshot_ = applied_;
                 set_snapshot(*job.install);
                 metrics_counters::add(metrics_.snapshots_installed);
-                fail_waiting_up_to(applied_, "replaced by a snapshot from the leader");
+                fail_waiting(0, applied_, "replaced by a snapshot from the leader");
             }
             applied_conf_ = std::move(job.conf);
             apply_entries(job.committed);
@@ -1757,10 +1758,10 @@ private:
             if (applied_conf_.is_voter(opt_.id) || applied_conf_.is_learner(opt_.id)) {
                 was_member_ = true;
             } else if (was_member_ && !was_leader_) {
-                fail_waiting_after(applied_conf_.index,
-                                   "node " + std::to_string(opt_.id) +
-                                       " was removed from the configuration; it will not "
-                                       "learn whether the entry commits");
+                fail_waiting(applied_conf_.index + 1, std::numeric_limits<index_t>::max(),
+                             "node " + std::to_string(opt_.id) +
+                                 " was removed from the configuration; it will not learn "
+                                 "whether the entry commits");
             }
             serve_reads();
             maybe_snapshot(false);  // a failure stops the node: the next wait returns
@@ -1845,27 +1846,14 @@ private:
         for (auto& [cb, o] : done) cb(std::move(o));
     }
 
-    /// Fails the proposals waiting for entries after `index`.
-    void fail_waiting_after(index_t index, const std::string& why) {
+    /// Fails the proposals waiting for entries `first`..`last` with an unknown outcome.
+    void fail_waiting(index_t first, index_t last, const std::string& why) {
         std::vector<callback> failed;
         {
             std::lock_guard l(waiting_mutex_);
-            for (auto it = waiting_.upper_bound(index); it != waiting_.end();) {
+            const auto end = waiting_.upper_bound(last);
+            for (auto it = waiting_.lower_bound(first); it != end; it = waiting_.erase(it))
                 failed.push_back(std::move(it->second.done));
-                it = waiting_.erase(it);
-            }
-        }
-        for (auto& cb : failed) cb(refused("craft: outcome unknown: " + why));
-    }
-
-    void fail_waiting_up_to(index_t upto, const std::string& why) {
-        std::vector<callback> failed;
-        {
-            std::lock_guard l(waiting_mutex_);
-            while (!waiting_.empty() && waiting_.begin()->first <= upto) {
-                failed.push_back(std::move(waiting_.begin()->second.done));
-                waiting_.erase(waiting_.begin());
-            }
         }
         for (auto& cb : failed) cb(refused("craft: outcome unknown: " + why));
     }
