@@ -165,14 +165,11 @@ int main(int argc, char** argv) {
     sn->add_option("--node", node, "host:port of the node's HTTP endpoint")->required();
     auto* me = app.add_subcommand("metrics", "a node's metrics (Prometheus text)");
     me->add_option("--node", node, "host:port of the node's HTTP endpoint")->required();
-    auto* tl = app.add_subcommand("transfer-leader", "hand leadership to another node");
-    tl->add_option("--nodes", nodes,
-                   "host:port,... of the nodes' HTTP endpoints (the leader "
-                   "among them is asked)")
-        ->required();
-    tl->add_option("--to", to, "id of the node to lead")->required();
     const std::string leader_nodes =
         "host:port,... of the nodes' HTTP endpoints (the leader among them is asked)";
+    auto* tl = app.add_subcommand("transfer-leader", "hand leadership to another node");
+    tl->add_option("--nodes", nodes, leader_nodes)->required();
+    tl->add_option("--to", to, "id of the node to lead")->required();
     unsigned long long id = 0;
     auto* al = app.add_subcommand("add-learner", "add a node as a learner (it gets the log)");
     auto* av = app.add_subcommand("add-voter", "make a node a voter (a learner is promoted)");
