@@ -173,14 +173,11 @@ private:
             const auto seq = push();
             ++in_flight_;
             std::weak_ptr<connection> weak = shared_from_this();
-            auto* io = &s_.io_;
             bool once = false;
-            s_.handler_(args, [weak, io, seq, once](std::string reply) mutable {
+            s_.handler_(args, [weak, answers = s_.answers_, seq, once](std::string reply) mutable {
                 if (once) return;
                 once = true;
-                asio::post(*io, [weak, seq, reply = std::move(reply)]() mutable {
-                    if (auto c = weak.lock()) c->answer(seq, std::move(reply));
-                });
+                answers->push(std::move(weak), seq, std::move(reply));
             });
         }
 
@@ -248,6 +245,48 @@ private:
         bool eof_ = false;  // the client sent everything it will
     };
 
+    /// Answers on their way to the I/O thread. The apply thread answers a whole batch of
+    /// commands at once; one handler posted per batch, not per answer, delivers them all.
+    /// Shared with every `reply` function, which may outlive the server.
+    class answer_queue : public std::enable_shared_from_this<answer_queue> {
+    public:
+        explicit answer_queue(asio::io_context& io) : io_(io) {}
+
+        void push(std::weak_ptr<connection> c, std::uint64_t seq, std::string reply) {
+            bool post = false;
+            {
+                std::lock_guard lock(mutex_);
+                queued_.push_back({std::move(c), seq, std::move(reply)});
+                post = !posted_;
+                posted_ = true;
+            }
+            if (post) asio::post(io_, [self = shared_from_this()] { self->deliver(); });
+        }
+
+    private:
+        struct answer {
+            std::weak_ptr<connection> c;
+            std::uint64_t seq;
+            std::string reply;
+        };
+
+        void deliver() {
+            {
+                std::lock_guard lock(mutex_);
+                delivering_.swap(queued_);
+                posted_ = false;
+            }
+            for (auto& a : delivering_)
+                if (auto c = a.c.lock()) c->answer(a.seq, std::move(a.reply));
+            delivering_.clear();  // keeps its capacity for the next batch
+        }
+
+        asio::io_context& io_;
+        std::mutex mutex_;
+        std::vector<answer> queued_, delivering_;  // delivering_: the I/O thread's only
+        bool posted_ = false;
+    };
+
     void accept() {
         acceptor_.async_accept([this](std::error_code ec, asio::ip::tcp::socket sock) {
             if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
@@ -284,6 +323,7 @@ private:
     asio::ip::tcp::acceptor acceptor_;
     asio::steady_timer sweep_;
     std::vector<std::shared_ptr<connection>> conns_;  // closed ones are swept
+    std::shared_ptr<answer_queue> answers_ = std::make_shared<answer_queue>(io_);
 };
 
 }  // namespace craft::examples::resp
