@@ -72,9 +72,11 @@ struct default_policies {
 struct node_options {
     node_id id = no_node;          ///< This node (never 0).
     std::uint64_t cluster_id = 1;  ///< Data directories and peers must match it.
-    /// The address book: every node that is or may become a member, this one included (it
-    /// listens on its own entry). Membership is the configuration in the log; an id must be
-    /// here before `change_membership` can add it.
+    /// The address book: the nodes of the first configuration, this one included (it listens
+    /// on its own entry), and any other this node should know by address. Membership is the
+    /// configuration in the log. A member added by `change_membership` with an address has it
+    /// recorded in the configuration, which every member reads (it overrides an entry here
+    /// for that id); one added without needs an entry here on every member.
     std::map<node_id, tcp_endpoint> peers;
     /// The voters of a new cluster, its first configuration; empty: every peer. A node not
     /// among them starts outside the configuration and waits to be added with
@@ -373,6 +375,11 @@ public:
             return craft::status::error("craft: " + *why);
         }
         raw_ = std::make_unique<core::raw_node<log_type>>(co, *log_);
+        {
+            std::lock_guard l(book_mutex_);
+            book_ = opt_.peers;
+        }
+        learn_addresses(raw_->raft_state().conf());
         // What a snapshot taken before the first apply job records (then each job's).
         applied_conf_ = raw_->raft_state().conf();
         was_member_ = applied_conf_.is_voter(opt_.id) || applied_conf_.is_learner(opt_.id);
@@ -545,7 +552,10 @@ public:
     }
 
     /// Moves the cluster to the configuration with `voters` and `learners` (this node must
-    /// lead; every id must have an address in `node_options::peers`). A change of at most one
+    /// lead). Every member needs an address: one in `addresses`, which the configuration
+    /// records for every member to use (a new node's, or a member's new one; NuRaft's
+    /// add_srv and braft's peer ids carry it too), one recorded before, or one in
+    /// `node_options::peers` on every member. A change of at most one
     /// voter is one step; a larger one goes through a joint configuration (old and new voters
     /// must both agree) that the leader leaves on its own, as etcd/raft's joint consensus
     /// with auto-leave. Learners receive the log and never vote: add a node as a learner,
@@ -556,13 +566,15 @@ public:
     /// meanwhile or ten election timeouts passed (then the change may still take effect:
     /// look at `status().raft.conf`). A leader that removes itself steps down once the
     /// change is in force.
-    std::future<craft::status> change_membership(std::vector<node_id> voters,
-                                                 std::vector<node_id> learners = {}) {
+    std::future<craft::status> change_membership(
+        std::vector<node_id> voters, std::vector<node_id> learners = {},
+        const std::map<node_id, tcp_endpoint>& addresses = {}) {
         auto p = std::make_shared<std::promise<craft::status>>();
         auto fut = p->get_future();
         configuration target;
         target.voters = std::move(voters);
         target.learners = std::move(learners);
+        for (const auto& [n, ep] : addresses) target.addresses.emplace(n, ep.to_string());
         if (auto why = invalid_membership(target)) {
             p->set_value(craft::status::error("craft: membership change refused: " + *why));
             return fut;
@@ -725,8 +737,7 @@ private:
         proposal_outcome o;
         o.error = craft::status::error(std::move(why));
         o.leader = leader;
-        if (auto it = opt_.peers.find(leader); it != opt_.peers.end())
-            o.leader_address = it->second.host + ":" + std::to_string(it->second.port);
+        if (auto ep = address_of(leader)) o.leader_address = ep->to_string();
         return o;
     }
     /// A failed outcome for a command known never to be applied (safe to retry).
@@ -770,7 +781,10 @@ private:
             to.id = opt_.id;
             to.cluster_id = opt_.cluster_id;
             to.listen = opt_.peers.at(opt_.id);
-            to.peers = opt_.peers;
+            {
+                std::lock_guard l(book_mutex_);
+                to.peers = book_;
+            }
             to.peers.erase(opt_.id);
             // The transport logs from its own thread too, which stop() joins: a logger that
             // calls stop() there gets the same refusal as the node's other callbacks.
@@ -1366,14 +1380,56 @@ private:
                 " within the election timeout)"));
     }
 
+    /// Where node `n` is reached: its address in the configuration, else in `peers`.
+    std::optional<tcp_endpoint> address_of(node_id n) const {
+        std::lock_guard l(book_mutex_);
+        auto it = book_.find(n);
+        if (it == book_.end()) return std::nullopt;
+        return it->second;
+    }
+
+    /// Takes the addresses `c` records into the address book and the transport (core thread,
+    /// before the messages of the batch that brought `c` are sent).
+    void learn_addresses(const configuration& c) {
+        for (const auto& [n, a] : c.addresses) {
+            std::string why;
+            const auto ep = tcp_endpoint::parse(a, &why);
+            if (!ep) {  // checked by the leader that proposed it; another program's entry?
+                log(log_level::warn, "ignoring node " + std::to_string(n) + "'s address " + why);
+                continue;
+            }
+            {
+                std::lock_guard l(book_mutex_);
+                auto it = book_.find(n);
+                if (it != book_.end() && it->second == *ep) continue;
+                const auto old = it == book_.end() ? std::string() : it->second.to_string();
+                book_[n] = *ep;
+                log(log_level::info, "node " + std::to_string(n) + " is at " + a +
+                                         " (from the configuration" +
+                                         (old.empty() ? "" : "; was " + old) + ")");
+            }
+            if (n == opt_.id) continue;
+            if constexpr (requires(transport_type & t) { t.set_peer(n, *ep); })
+                if (transport_) transport_->set_peer(n, *ep);
+        }
+    }
+
     /// Why `target` cannot be a configuration of this cluster, or nothing.
     std::optional<std::string> invalid_membership(const configuration& target) const {
         if (target.voters.empty()) return "no voters given";
         for (const auto* ids : {&target.voters, &target.learners})
             for (node_id n : *ids)
-                if (!opt_.peers.count(n))
+                if (!target.addresses.count(n) && !address_of(n))
                     return "node " + std::to_string(n) +
-                           " has no address (add it to node_options.peers first)";
+                           " has no address (give one, or add it to node_options.peers)";
+        for (const auto& [n, a] : target.addresses) {
+            std::string why;
+            if (!target.is_voter(n) && !target.is_learner(n))
+                return "an address is given for node " + std::to_string(n) +
+                       ", which is not a member";
+            if (!tcp_endpoint::parse(a, &why))
+                return "node " + std::to_string(n) + "'s address " + why;
+        }
         for (node_id v : target.voters)
             if (std::find(target.learners.begin(), target.learners.end(), v) !=
                 target.learners.end())
@@ -1476,6 +1532,7 @@ private:
     /// the step (send_held_messages), after the write is handed over.
     bool begin_ready() {
         core::ready rd = raw_->get_ready();
+        if (rd.conf) learn_addresses(*rd.conf);  // before this batch's messages go out
         if (rd.soft && rd.soft->role != core::role::leader) xfer_->stop_sending();
         if (rd.soft) {
             if (rd.soft->role == core::role::candidate) metrics_counters::add(metrics_.elections);
@@ -1929,6 +1986,10 @@ private:
     std::unique_ptr<log_type> log_;
     std::unique_ptr<snapshot_store_type> snaps_;
     std::unique_ptr<transport_type> transport_;
+    // The address book: `peers`, overridden by the addresses the configuration records.
+    // Written on the core thread; read by any (leader addresses in refusals).
+    std::map<node_id, tcp_endpoint> book_;
+    mutable std::mutex book_mutex_;
     std::unique_ptr<core::raw_node<log_type>> raw_;
     std::unique_ptr<detail::snapshot_transfer<snapshot_store_type>> xfer_;
 

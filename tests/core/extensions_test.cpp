@@ -539,6 +539,84 @@ TEST_CASE("configuration: encoding round-trips and rejects malformed bytes") {
     CHECK_FALSE(core::decode_configuration(shared_bytes(truncated)));
 }
 
+TEST_CASE("configuration: members' addresses round-trip; bytes without them read as before") {
+    configuration c;
+    c.voters = {1, 2, 3};
+    c.learners = {4};
+    c.addresses = {{4, "10.0.0.4:7004"}, {9, "gone:1"}};
+    c.normalize();  // node 9 is no member: its address goes
+    CHECK(c.addresses == std::map<node_id, std::string>{{4, "10.0.0.4:7004"}});
+    const auto b = core::encode_configuration(c);
+    CHECK(b.str().front() == 2);
+    auto d = core::decode_configuration(b);
+    REQUIRE(d);
+    CHECK(*d == c);
+    // Without addresses, version 1: what every store and peer wrote before addresses existed.
+    c.addresses.clear();
+    const auto v1 = core::encode_configuration(c);
+    CHECK(v1.str().front() == 1);
+    CHECK(v1.size() == 1 + 3 * 8 + 4 * 8);
+    REQUIRE(core::decode_configuration(v1));
+    CHECK(*core::decode_configuration(v1) == c);
+    // Malformed: cut anywhere in the addresses, an address given twice, an empty list.
+    const std::string full(b.str());
+    for (std::size_t n = v1.size(); n < full.size(); ++n)
+        CHECK_FALSE(core::decode_configuration(shared_bytes(full.substr(0, n))));
+    std::string twice = full;
+    twice[v1.size()] = 2;  // two addresses announced; the second repeats node 4's
+    twice += full.substr(v1.size() + 8);
+    CHECK_FALSE(core::decode_configuration(shared_bytes(twice)));
+    std::string none = full.substr(0, v1.size()) + std::string(8, '\0');
+    CHECK_FALSE(core::decode_configuration(shared_bytes(none)));
+}
+
+TEST_CASE("configuration: a change keeps the addresses in force; a removed member's go") {
+    net n(3);
+    n.elect(1);
+    auto settle = [&] {
+        for (int i = 0; i < 10; ++i) {
+            n[1].tick();
+            n.settle();
+        }
+    };
+    n.peers.emplace(4, std::make_unique<peer>(opts(4, {})));
+    configuration add;
+    add.voters = {1, 2, 3};
+    add.learners = {4};
+    add.addresses = {{4, "h4:4"}};
+    REQUIRE(n[1].node->propose_configuration(add).ok());
+    settle();
+    CHECK(n[2].r().conf().addresses == std::map<node_id, std::string>{{4, "h4:4"}});
+    CHECK(n[4].r().conf().addresses == std::map<node_id, std::string>{{4, "h4:4"}});
+    CHECK(n[2].store->initial_state().conf.addresses.at(4) == "h4:4");  // persisted
+    // Promote 4 and give 3 an address, naming neither old address: 4's is kept.
+    configuration promote;
+    promote.voters = {1, 2, 3, 4};
+    promote.addresses = {{3, "h3:3"}};
+    REQUIRE(n[1].node->propose_configuration(promote).ok());
+    settle();
+    CHECK(n[4].r().conf().addresses == std::map<node_id, std::string>{{3, "h3:3"}, {4, "h4:4"}});
+    // Remove 3 and 4 at once (joint): their addresses stay while they vote in the outgoing
+    // half, and go with them.
+    configuration shrink;
+    shrink.voters = {1, 2};
+    REQUIRE(n[1].node->propose_configuration(shrink).ok());
+    n[1].tick();
+    n.settle();
+    bool saw_joint_with_addresses = false;
+    for (int i = 0; i < 10; ++i) {
+        if (n[2].r().conf().joint())
+            saw_joint_with_addresses = n[2].r().conf().addresses.size() == 2;
+        n[1].tick();
+        n.settle();
+    }
+    CHECK(saw_joint_with_addresses);
+    CHECK_FALSE(n[1].r().conf().joint());
+    CHECK(n[1].r().conf().voters == std::vector<node_id>{1, 2});
+    CHECK(n[1].r().conf().addresses.empty());
+    CHECK(n[2].r().conf().addresses.empty());
+}
+
 TEST_CASE("configuration: a learner receives the log but never votes or counts") {
     auto o1 = opts(1, {1, 2});
     o1.learners = {3};

@@ -544,6 +544,62 @@ TEST_CASE("node: the first configuration is stored; a longer address book later 
     CHECK(o.validate()->find("node 5 has no address in peers") != std::string::npos);
 }
 
+TEST_CASE("node: a member added with its address is reached by members that never listed it") {
+    trio t([](node_options& o) {
+        o.snapshots.entries = 40;  // a restarted member reads node 4's address from a snapshot
+        o.snapshots.keep_entries = 5;
+    });
+    t.start_all();
+    const auto l = t.leader();
+    REQUIRE(l);
+    for (int k = 0; k < 10; ++k) REQUIRE(t.nodes[*l]->propose(shared_bytes("1")).get().ok());
+    // Node 4 knows everyone; nodes 1-3 have never heard of it.
+    const tcp_endpoint at4{"127.0.0.1", test::free_port()};
+    auto peers4 = t.peers;
+    peers4[4] = at4;
+    auto o4 = test::loopback_options(4, peers4, t.dir.path);
+    o4.initial_voters = {1, 2, 3};
+    counter sm4;
+    test::capture_logger log4;
+    tnode n4(o4, sm4, log4);
+    REQUIRE(n4.start().ok());
+    auto& leader = *t.nodes[*l];
+    auto refused = leader.change_membership({1, 2, 3}, {4}).get();
+    CHECK(refused.message().find("node 4 has no address") != std::string::npos);
+    auto bad = leader.change_membership({1, 2, 3}, {4}, {{4, at4}, {5, at4}}).get();
+    CHECK(bad.message().find("node 5, which is not a member") != std::string::npos);
+    auto st = leader.change_membership({1, 2, 3}, {4}, {{4, at4}}).get();
+    REQUIRE_MESSAGE(st.ok(), st.message());
+    CHECK(eventually([&] { return n4.status().applied >= leader.status().applied; }));
+    CHECK(sm4.total == 10);
+    for (node_id id = 1; id <= 3; ++id) {
+        CHECK(t.nodes[id]->status().raft.conf.addresses ==
+              std::map<node_id, std::string>{{4, at4.to_string()}});
+        CHECK(eventually(
+            [&] { return !t.logs[id].matching("node 4 is at " + at4.to_string()).empty(); }));
+    }
+    // A voter, then the leader: nodes 1-3 take its appends and answer it by that address.
+    st = leader.change_membership({1, 2, 3, 4}).get();
+    REQUIRE_MESSAGE(st.ok(), st.message());
+    REQUIRE(eventually([&] { return n4.status().raft.conf.is_voter(4); }));  // it may campaign
+    // Refused while it was unknown, node 4 dials the others again after a back-off.
+    for (node_id id = 1; id <= 3; ++id)
+        REQUIRE(eventually(
+            [&] { return !log4.matching("connected to node " + std::to_string(id)).empty(); }));
+    st = leader.transfer_leadership(4).get();
+    REQUIRE_MESSAGE(st.ok(), st.message());
+    for (int k = 0; k < 50; ++k) REQUIRE(n4.propose(shared_bytes("1")).get().ok());
+    // A member restarted with its old peers (no node 4) finds the address in what it stored.
+    const node_id f = *l;
+    t.nodes[f]->stop();
+    for (int k = 0; k < 50; ++k) REQUIRE(n4.propose(shared_bytes("1")).get().ok());
+    REQUIRE(t.nodes[f]->start().ok());
+    CHECK(t.nodes[f]->status().raft.conf.addresses.count(4) == 1);
+    CHECK(eventually([&] { return t.nodes[f]->status().applied >= n4.status().applied; }));
+    CHECK(t.sms[f].total == 110);
+    n4.stop();
+}
+
 TEST_CASE("node: a stopped leader is replaced, and restarts from disk to catch up") {
     trio t([](node_options& o) {
         o.snapshots.entries = 50;  // snapshots and compaction happen on the way

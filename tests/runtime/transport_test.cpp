@@ -259,4 +259,95 @@ TEST_CASE("transport: bad options are clear errors") {
     CHECK(busy.message().find("cannot listen") != std::string::npos);
 }
 
+TEST_CASE("transport: a peer added while running is dialled; a moved one is reached anew") {
+    endpoint_pair p;
+    auto o1 = p.opts(1);
+    o1.peers.clear();  // node 1 starts knowing nobody
+    asio_tcp_transport a(o1);
+    auto o2 = p.opts(2);
+    o2.peers[1] = p.peers.at(1);
+    asio_tcp_transport b(o2);
+    REQUIRE(a.start([](message&&) {}).ok());
+    REQUIRE(b.start(p.collect()).ok());
+    a.send(heartbeat(1));  // unknown peer: dropped, never queued
+    a.set_peer(2, p.peers.at(2));
+    REQUIRE(test::eventually([&] {
+        a.send(heartbeat(2));
+        return p.received() > 0;
+    }));
+    {
+        std::lock_guard l(p.m);
+        CHECK(p.got.front().context == 2);
+    }
+    // Node 2 moves to another port: node 1 learns it, and reaches it there once the old
+    // connection is gone.
+    b.stop();
+    const tcp_endpoint moved{"127.0.0.1", test::free_port()};
+    auto o2b = o2;
+    o2b.listen = moved;
+    asio_tcp_transport b2(o2b);
+    REQUIRE(b2.start(p.collect()).ok());
+    a.set_peer(2, moved);
+    const auto before = p.received();
+    REQUIRE(test::eventually([&] {
+        a.send(heartbeat(3));
+        return p.received() > before;
+    }));
+    a.set_peer(1, moved);  // its own id: ignored
+    CHECK(a.dropped(2) == 0);
+}
+
+TEST_CASE("transport: a connection the peer refused is seen closed and made again at once") {
+    endpoint_pair p;
+    auto o2 = p.opts(2);
+    o2.peers.clear();  // node 2 refuses node 1's handshake: unknown node id
+    asio_tcp_transport a(p.opts(1), p.sink()), b(o2);
+    REQUIRE(b.start(p.collect()).ok());
+    REQUIRE(a.start([](message&&) {}).ok());
+    REQUIRE(test::eventually([&] { return b.rejected_connections() >= 1; }));
+    b.set_peer(1, p.peers.at(1));  // node 2 learns of node 1
+    // Node 1 noticed the refusal without writing anything, and connects again by itself...
+    REQUIRE(test::eventually([&] { return !p.logs.matching("connected to node 2").empty(); }));
+    CHECK(p.logs.matching("closed by the peer").size() == 1);
+    // ...so the first message it sends arrives (not written to the refused connection).
+    a.send(heartbeat(1));
+    CHECK(test::eventually([&] { return p.received() == 1; }));
+}
+
+TEST_CASE("transport: endpoints print and parse as host:port") {
+    CHECK(tcp_endpoint{"10.0.0.1", 7001}.to_string() == "10.0.0.1:7001");
+    CHECK(tcp_endpoint{"::1", 7001}.to_string() == "[::1]:7001");
+    CHECK(tcp_endpoint::parse("[::1]:7001") == tcp_endpoint{"::1", 7001});
+    CHECK(tcp_endpoint::parse("db-1.example:80") == tcp_endpoint{"db-1.example", 80});
+    std::string why;
+    for (const char* bad : {"", "host", ":7001", "h:", "h:0", "h:65536", "h:7x", "h:-1"}) {
+        CHECK_FALSE(tcp_endpoint::parse(bad, &why));
+        CHECK(why.find("expected host:port") != std::string::npos);
+    }
+    CHECK_FALSE(tcp_endpoint::parse("h:0", &why));
+    CHECK(why == "'h:0': port out of range (expected host:port)");
+}
+
+TEST_CASE(
+    "codec: a snapshot's member addresses travel in a trailer; messages without read as before") {
+    message m{.type = message_type::snapshot, .from = 1, .to = 2, .term = 3};
+    m.snap.index = 10;
+    m.snap.term = 2;
+    m.snap.conf.voters = {1, 2, 3};
+    const std::string plain = cereal_codec::encode(m);
+    m.snap.conf.addresses = {{3, "10.0.0.3:7003"}};
+    const std::string with = cereal_codec::encode(m);
+    CHECK(with.substr(0, plain.size()) == plain);  // version 1's bytes, then the trailer
+    auto d = cereal_codec::decode(with);
+    REQUIRE(d);
+    CHECK(d->snap == m.snap);
+    REQUIRE(cereal_codec::decode(plain));
+    CHECK(cereal_codec::decode(plain)->snap.conf.addresses.empty());
+    std::string why;
+    for (std::size_t n = plain.size() + 1; n < with.size(); ++n)
+        CHECK_FALSE(cereal_codec::decode(with.substr(0, n), &why));
+    CHECK_FALSE(cereal_codec::decode(plain + std::string(8, '\0'), &why));
+    CHECK(why == "an empty address trailer");
+}
+
 }  // TEST_SUITE

@@ -54,6 +54,16 @@ struct cereal_codec {
         put_conf(ar, m.snap.conf);
         ar(m.snap_offset, static_cast<std::uint8_t>(m.snap_partial));
         put_bytes(ar, m.snap_data);
+        // A trailer, only when there is something in it: the snapshot configuration's member
+        // addresses (newer than the rest of version 1; a peer without them reads every
+        // message that carries none).
+        if (!m.snap.conf.addresses.empty()) {
+            ar(static_cast<std::uint64_t>(m.snap.conf.addresses.size()));
+            for (const auto& [id, a] : m.snap.conf.addresses) {
+                ar(id);
+                put_bytes(ar, shared_bytes(a));
+            }
+        }
     }
 
     /// The message in `bytes` (copied once into a buffer the decoded payloads share), or
@@ -105,6 +115,17 @@ struct cereal_codec {
             if (partial > 1) return fail(why, "bad snap_partial flag " + std::to_string(partial));
             m.snap_partial = partial != 0;
             m.snap_data = get_bytes(ar, buf, owner);
+            if (buf.remaining() != 0) {  // the trailer: member addresses
+                const std::uint64_t n = get_count(ar, buf, 16, "address");
+                if (n == 0) return fail(why, "an empty address trailer");
+                for (std::uint64_t i = 0; i < n; ++i) {
+                    node_id id = no_node;
+                    ar(id);
+                    auto a = get_bytes(ar, buf, owner);
+                    if (!m.snap.conf.addresses.emplace(id, a.str()).second)
+                        return fail(why, "node " + std::to_string(id) + "'s address given twice");
+                }
+            }
         } catch (const std::exception& e) {
             return fail(why, std::string("truncated or malformed message: ") + e.what());
         }

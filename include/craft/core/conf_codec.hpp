@@ -26,16 +26,28 @@ inline bool get_u64(std::string_view& in, std::uint64_t& v) {
 }
 }  // namespace detail
 
-/// Version byte of the configuration encoding.
+/// Version byte of the configuration encoding: 1, the member lists; 2, the member lists and
+/// then the members' addresses. A configuration without addresses is written as version 1,
+/// so data and peers from before addresses existed read the same bytes.
 inline constexpr char conf_codec_version = 1;
+inline constexpr char conf_codec_version_addresses = 2;
 
-/// Encodes the member lists of `c` (its `index` is implied by the entry's position).
+/// Encodes the member lists and addresses of `c` (its `index` is implied by the entry's
+/// position).
 [[nodiscard]] inline shared_bytes encode_configuration(const configuration& c) {
     std::string out;
-    out.push_back(conf_codec_version);
+    out.push_back(c.addresses.empty() ? conf_codec_version : conf_codec_version_addresses);
     for (const auto* v : {&c.voters, &c.voters_outgoing, &c.learners}) {
         detail::put_u64(out, v->size());
         for (node_id id : *v) detail::put_u64(out, id);
+    }
+    if (!c.addresses.empty()) {
+        detail::put_u64(out, c.addresses.size());
+        for (const auto& [id, a] : c.addresses) {
+            detail::put_u64(out, id);
+            detail::put_u64(out, a.size());
+            out += a;
+        }
     }
     return shared_bytes(out);
 }
@@ -43,7 +55,10 @@ inline constexpr char conf_codec_version = 1;
 /// Decodes bytes made by `encode_configuration`; nothing when they are malformed.
 [[nodiscard]] inline std::optional<configuration> decode_configuration(const shared_bytes& b) {
     std::string_view in = b.str();
-    if (in.empty() || in.front() != conf_codec_version) return std::nullopt;
+    if (in.empty() ||
+        (in.front() != conf_codec_version && in.front() != conf_codec_version_addresses))
+        return std::nullopt;
+    const bool with_addresses = in.front() == conf_codec_version_addresses;
     in.remove_prefix(1);
     configuration c;
     for (auto* v : {&c.voters, &c.voters_outgoing, &c.learners}) {
@@ -52,6 +67,17 @@ inline constexpr char conf_codec_version = 1;
         v->resize(n);
         for (auto& id : *v)
             if (!detail::get_u64(in, id) || id == no_node) return std::nullopt;
+    }
+    if (with_addresses) {
+        std::uint64_t n = 0;
+        if (!detail::get_u64(in, n) || n == 0 || n > in.size() / 16) return std::nullopt;
+        for (std::uint64_t i = 0; i < n; ++i) {
+            std::uint64_t id = 0, len = 0;
+            if (!detail::get_u64(in, id) || !detail::get_u64(in, len) || len > in.size() ||
+                !c.addresses.emplace(id, std::string(in.substr(0, len))).second)
+                return std::nullopt;
+            in.remove_prefix(len);
+        }
     }
     if (!in.empty()) return std::nullopt;
     c.normalize();

@@ -229,12 +229,15 @@ public:
 
     /// Proposes moving to a configuration with the voters and learners of `target`: one step
     /// when at most one voter changes, otherwise through a joint configuration that the
-    /// leader leaves automatically once it is committed.
+    /// leader leaves automatically once it is committed. Members keep the addresses in force
+    /// unless `target` gives them new ones.
     propose_result propose_configuration(configuration target) {
-        target.normalize();
         target.voters_outgoing.clear();
-        configuration next = target;
-        if (voter_difference(conf_.voters, target.voters) > 1) next.voters_outgoing = conf_.voters;
+        target.normalize();
+        configuration next = std::move(target);
+        if (voter_difference(conf_.voters, next.voters) > 1) next.voters_outgoing = conf_.voters;
+        for (const auto& [n, a] : conf_.addresses) next.addresses.try_emplace(n, a);
+        next.normalize();
         if (conf_.joint()) return {.error = errc::config_pending, .leader = lead_};
         std::vector<entry> batch(1);
         batch[0].type = entry_type::configuration;
@@ -412,6 +415,7 @@ private:
         if (role_ != role::leader || !conf_.joint() || pending_conf_index_ > log_.applied()) return;
         configuration leave = conf_;
         leave.voters_outgoing.clear();
+        leave.normalize();  // the outgoing voters' addresses go with them
         std::vector<entry> batch(1);
         batch[0].type = entry_type::configuration;
         batch[0].data = encode_configuration(leave);

@@ -7,6 +7,7 @@
 #include <cstddef>    // std::byte
 #include <cstdint>    // ids, terms, indexes
 #include <cstring>    // payload copies at the edges
+#include <map>        // members' addresses
 #include <memory>     // shared payloads
 #include <optional>   // absent terms
 #include <span>       // byte views
@@ -112,6 +113,10 @@ struct configuration {
     std::vector<node_id> voters;           ///< The incoming (or only) voter set.
     std::vector<node_id> voters_outgoing;  ///< The old voter set while joint; empty otherwise.
     std::vector<node_id> learners;         ///< Receive the log, never vote or count.
+    /// Opaque data kept per member and replicated with the membership: `basic_node` stores
+    /// there the "host:port" of members added with an address. The core never reads it;
+    /// `normalize` keeps only members' entries.
+    std::map<node_id, std::string> addresses;
     index_t index = 0;  ///< Log index of the entry that created it (0: bootstrap).
 
     /// True while old and new voter sets must both agree.
@@ -136,12 +141,14 @@ struct configuration {
         all.erase(std::unique(all.begin(), all.end()), all.end());
         return all;
     }
-    /// Sorts and de-duplicates every member list.
+    /// Sorts and de-duplicates every member list; forgets the addresses of non-members.
     void normalize() {
         for (auto* v : {&voters, &voters_outgoing, &learners}) {
             std::sort(v->begin(), v->end());
             v->erase(std::unique(v->begin(), v->end()), v->end());
         }
+        std::erase_if(addresses,
+                      [&](const auto& a) { return !is_voter(a.first) && !is_learner(a.first); });
     }
     /// True when the configuration names no voter at all (a node that was never bootstrapped).
     [[nodiscard]] bool empty() const noexcept { return voters.empty() && voters_outgoing.empty(); }

@@ -24,7 +24,9 @@
 #include <asio.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -38,6 +40,8 @@
 #include <set>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
+#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -55,6 +59,32 @@ namespace craft {
 struct tcp_endpoint {
     std::string host = "127.0.0.1";
     std::uint16_t port = 0;
+
+    /// "host:port", the host in brackets when it holds a colon (IPv6).
+    [[nodiscard]] std::string to_string() const {
+        const bool v6 = host.find(':') != std::string::npos;
+        return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+    }
+    /// Parses "host:port" (or "[v6-host]:port"); nothing, with `why` saying what is wrong,
+    /// when it is not one. The host is not resolved here.
+    static std::optional<tcp_endpoint> parse(std::string_view s, std::string* why = nullptr) {
+        const auto fail = [&](std::string w) -> std::optional<tcp_endpoint> {
+            if (why) *why = "'" + std::string(s) + "': " + std::move(w) + " (expected host:port)";
+            return std::nullopt;
+        };
+        const auto colon = s.rfind(':');
+        if (colon == std::string_view::npos) return fail("no port");
+        std::string_view host = s.substr(0, colon), port = s.substr(colon + 1);
+        if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+            host = host.substr(1, host.size() - 2);
+        if (host.empty()) return fail("no host");
+        unsigned long n = 0;
+        const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), n);
+        if (ec != std::errc() || end != port.data() + port.size() || port.empty())
+            return fail("bad port");
+        if (n == 0 || n > 65535) return fail("port out of range");
+        return tcp_endpoint{std::string(host), static_cast<std::uint16_t>(n)};
+    }
 
     friend bool operator==(const tcp_endpoint&, const tcp_endpoint&) = default;
 };
@@ -99,7 +129,8 @@ public:
         // an earlier run can fire in a later one.
         e_ = std::make_unique<engine>();
         for (const auto& [id, pep] : opt_.peers)
-            if (id != opt_.id) e_->peers.emplace(id, std::make_unique<peer>(e_->io, id, pep));
+            if (id != opt_.id)
+                e_->peers.emplace(id, std::make_unique<peer>(e_->io, id, pep, dropped_[id]));
         handler_ = std::move(handler);
         std::error_code ec;
         const auto addr = asio::ip::make_address(opt_.listen.host, ec);
@@ -128,13 +159,33 @@ public:
         return {};
     }
 
+    /// Adds peer `id` at `ep`, or gives it a new address (any thread). A new peer is dialled
+    /// at once; a known one keeps its connection, and its next connection goes to `ep`.
+    void set_peer(node_id id, const tcp_endpoint& ep) {
+        if (id == opt_.id || id == no_node) return;
+        std::shared_lock guard(e_mutex_);  // the engine stays (or stays away) meanwhile
+        std::unique_lock lock(peers_mutex_);
+        if (auto it = opt_.peers.find(id); it != opt_.peers.end() && it->second == ep) return;
+        opt_.peers.insert_or_assign(id, ep);
+        auto& drops = dropped_[id];
+        if (!e_ || stopped_) return;  // start() makes it from opt_.peers
+        auto it = e_->peers.find(id);
+        if (it == e_->peers.end()) {
+            auto* p = e_->peers.emplace(id, std::make_unique<peer>(e_->io, id, ep, drops))
+                          .first->second.get();
+            asio::post(e_->io, [this, p] { connect(*p); });
+        } else {
+            asio::post(e_->io, [p = it->second.get(), ep] { p->ep = ep; });  // read there only
+        }
+    }
+
     /// Queues `m` for `m.to` without blocking; dropped when that peer's queue is full.
     void send(message&& m) {
         std::shared_lock guard(e_mutex_);
         if (!e_ || stopped_) return;
-        auto it = e_->peers.find(m.to);
-        if (it == e_->peers.end()) return;
-        peer& p = *it->second;
+        peer* pp = find_peer(m.to);
+        if (!pp) return;
+        peer& p = *pp;
         const std::size_t bytes = approx_size(m);
         bool lost = false;
         {
@@ -142,7 +193,7 @@ public:
             if (p.connected && !p.writing && p.queue.empty()) return write_now(p, m);
             if (p.queue.size() >= opt_.max_queue_messages ||
                 p.queued_bytes + bytes > opt_.max_queue_bytes) {
-                ++dropped_.at(p.id);
+                ++p.dropped;
                 // Lost while connected (a peer that does not read): reported once per stall.
                 // While disconnected, nothing is in flight but what the lost connection took
                 // (reported then).
@@ -174,6 +225,7 @@ public:
     [[nodiscard]] std::uint16_t local_port() const noexcept { return local_port_; }
     /// Messages dropped because a peer's queue was full.
     [[nodiscard]] std::uint64_t dropped(node_id peer_id) const {
+        std::shared_lock lock(peers_mutex_);
         auto it = dropped_.find(peer_id);
         return it == dropped_.end() ? 0 : it->second.load();
     }
@@ -251,10 +303,10 @@ public:
 
 private:
     struct peer {
-        peer(asio::io_context& io, node_id i, tcp_endpoint e)
-            : id(i), ep(std::move(e)), socket(io), timer(io) {}
+        peer(asio::io_context& io, node_id i, tcp_endpoint e, std::atomic<std::uint64_t>& drops)
+            : id(i), ep(std::move(e)), socket(io), timer(io), dropped(drops) {}
         node_id id;
-        tcp_endpoint ep;
+        tcp_endpoint ep;  // I/O thread (set_peer changes it there)
         asio::ip::tcp::socket socket;
         asio::steady_timer timer;
         mutable std::mutex mutex;  // guards the next six (and `out` while not writing)
@@ -271,7 +323,18 @@ private:
         bool backing_off = false;  // a reconnect is scheduled: flush() must not dial sooner
         std::chrono::steady_clock::time_point connected_at;
         std::string last_error;  // logged once until it changes
+        // Of the connection, changed by the I/O thread; stale handlers check it.
+        std::atomic<std::uint64_t> generation{0};
+        std::array<char, 64> watch_buf{};     // what watch() reads (the peer sends nothing)
+        std::atomic<std::uint64_t>& dropped;  // messages its full queue dropped (dropped_)
     };
+
+    /// The peer `id`, or null (the engine's peers map may grow while it runs: set_peer).
+    peer* find_peer(node_id id) const {
+        std::shared_lock lock(peers_mutex_);
+        auto it = e_->peers.find(id);
+        return it == e_->peers.end() ? nullptr : it->second.get();
+    }
 
     struct connection {
         explicit connection(asio::io_context& io) : socket(io), deadline(io) {}
@@ -353,7 +416,21 @@ private:
                 p.out.clear();
                 put_frame(p.out, handshake(opt_.cluster_id, opt_.id, p.id));
             }
+            ++p.generation;
+            watch(p);
             write(p);
+        });
+    }
+
+    /// The peer never writes on a connection we opened: a read that ends means it closed it
+    /// (it refused our handshake, or stopped). Reconnect now, not when the next message is
+    /// lost writing to a dead socket.
+    void watch(peer& p) {
+        p.socket.async_read_some(asio::buffer(p.watch_buf), [this, &p, gen = p.generation.load()](
+                                                                auto err, std::size_t) {
+            if (stopped_ || gen != p.generation) return;  // an earlier connection's
+            retry(p, "connection to " + describe(p) + " closed by the peer" +
+                         (err && err != asio::error::eof ? ": " + err.message() : ""));
         });
     }
 
@@ -370,6 +447,7 @@ private:
 
     void retry(peer& p, const std::string& why) {
         note_peer_error(p, why);
+        ++p.generation;  // the closed connection's handlers are stale from here
         bool was_connected = false;
         {
             std::lock_guard lock(p.mutex);
@@ -427,20 +505,22 @@ private:
 
     /// Writes `p.out` (the caller set `p.writing`, under the lock).
     void write(peer& p) {
-        asio::async_write(p.socket, asio::buffer(p.out), [this, &p](auto err, std::size_t) {
-            if (stopped_) return;
-            if (err)
-                return retry(p, "lost the connection to " + describe(p) + ": " + err.message());
-            bool more = false;
-            {
-                std::lock_guard lock(p.mutex);
-                p.writing = false;
-                p.drop_reported = false;  // it reads again
-                more = !p.queue.empty() && !p.flush_posted;
-                if (more) p.flush_posted = true;
-            }
-            if (more) flush(p);
-        });
+        asio::async_write(
+            p.socket, asio::buffer(p.out),
+            [this, &p, gen = p.generation.load()](auto err, std::size_t) {
+                if (stopped_ || gen != p.generation) return;  // watch() saw it closed first
+                if (err)
+                    return retry(p, "lost the connection to " + describe(p) + ": " + err.message());
+                bool more = false;
+                {
+                    std::lock_guard lock(p.mutex);
+                    p.writing = false;
+                    p.drop_reported = false;  // it reads again
+                    more = !p.queue.empty() && !p.flush_posted;
+                    if (more) p.flush_posted = true;
+                }
+                if (more) flush(p);
+            });
     }
 
     /// Writes `m` from the sender's thread (`p.mutex` held; connected, nothing queued or being
@@ -456,8 +536,9 @@ private:
         p.writing = true;  // the rest, and what queues behind it, go from the I/O thread
         if (ec && ec != asio::error::would_block && ec != asio::error::try_again &&
             ec != asio::error::interrupted) {
-            asio::post(e_->io, [this, &p, why = ec.message()] {
-                retry(p, "lost the connection to " + describe(p) + ": " + why);
+            asio::post(e_->io, [this, &p, why = ec.message(), gen = p.generation.load()] {
+                if (gen == p.generation)
+                    retry(p, "lost the connection to " + describe(p) + ": " + why);
             });
             return;
         }
@@ -615,7 +696,7 @@ private:
         if (target != opt_.id)
             return "handshake for node " + std::to_string(target) + ", this is node " +
                    std::to_string(opt_.id);
-        if (!e_->peers.count(sender)) return "unknown node id " + std::to_string(sender);
+        if (!find_peer(sender)) return "unknown node id " + std::to_string(sender);
         from = sender;
         return std::nullopt;
     }
@@ -638,8 +719,11 @@ private:
     log_sink log_;
     std::unique_ptr<engine> e_;
     mutable std::shared_mutex e_mutex_;  // send() shares it; start() and stop() own it
-    std::map<node_id, std::atomic<std::uint64_t>> dropped_;
-    std::set<std::string> logged_;  // refusals already logged (I/O thread)
+    // Guards the engine's peers map and dropped_ against set_peer (never held while
+    // waiting for anything else).
+    mutable std::shared_mutex peers_mutex_;
+    std::map<node_id, std::atomic<std::uint64_t>> dropped_;  // per peer, across runs
+    std::set<std::string> logged_;                           // refusals already logged (I/O thread)
     std::function<void(message&&)> handler_;
     std::function<void(node_id)> unreachable_;  // set before start()
     std::function<void()> delivered_;           // set before start()
