@@ -1,7 +1,8 @@
 #pragma once
 // What a node tells operators: `/status` as JSON (the fields braft's raft_stat shows),
 // `/metrics` in the Prometheus text format, and the admin actions craftctl calls
-// (POST /snapshot, POST /transfer-leader?to=N, POST /membership?voters=..&learners=..).
+// (POST /snapshot, POST /transfer-leader?to=N,
+// POST /membership?voters=..&learners=..&addresses=id=host:port,..).
 // Served with cpp-httplib on its own thread.
 
 #include <craft/node.hpp>
@@ -21,10 +22,6 @@
 
 namespace craft::examples {
 
-inline std::string address(const tcp_endpoint& e) {
-    return e.host + ":" + std::to_string(e.port);
-}
-
 /// The node's state as JSON: role, term, leader, indexes, snapshot, and (on the leader) each
 /// peer's match index and lag.
 template <class Node>
@@ -32,6 +29,7 @@ nlohmann::json status_json(const Node& node) {
     const auto st = node.status();
     const auto& o = node.options();
     const auto& r = st.raft;
+    const auto book = node.address_book();  // --peers, and the addresses the log records
     nlohmann::json j;
     j["id"] = o.id;
     j["cluster_id"] = o.cluster_id;
@@ -42,8 +40,8 @@ nlohmann::json status_json(const Node& node) {
     j["term"] = r.hard.term;
     j["vote"] = r.hard.vote;
     j["leader"] = r.soft.leader;
-    if (auto it = o.peers.find(r.soft.leader); it != o.peers.end())
-        j["leader_address"] = address(it->second);
+    if (auto it = book.find(r.soft.leader); it != book.end())
+        j["leader_address"] = it->second.to_string();
     j["commit_index"] = r.hard.commit;
     j["applied_index"] = st.applied;
     j["first_index"] = r.first_index;
@@ -53,10 +51,10 @@ nlohmann::json status_json(const Node& node) {
     j["voters"] = r.conf.voters;
     j["learners"] = r.conf.learners;
     auto peers = nlohmann::json::array();
-    for (const auto& [id, ep] : o.peers) {
+    for (const auto& [id, ep] : book) {
         nlohmann::json p;
         p["id"] = id;
-        p["address"] = address(ep);
+        p["address"] = ep.to_string();
         for (const auto& [fid, pr] : r.followers) {
             if (fid != id) continue;
             p["match_index"] = pr.match;
@@ -146,8 +144,9 @@ public:
                 "GET  /metrics                Prometheus text format\n"
                 "POST /snapshot               take a snapshot now\n"
                 "POST /transfer-leader?to=N   hand leadership to node N\n"
-                "POST /membership?voters=1,2,3&learners=4\n"
-                "                             change the membership (on the leader)\n",
+                "POST /membership?voters=1,2,3&learners=4[&addresses=4=host:port]\n"
+                "                             change the membership (on the leader); an address\n"
+                "                             is recorded for every member to reach that node\n",
                 "text/plain");
         });
         srv_.Get("/status", [this](const httplib::Request&, httplib::Response& res) {
@@ -183,9 +182,16 @@ public:
                                                       "': " + *bad + " (expected 1,2,3)"),
                                  {}, 400);
             }
+            std::string why;
+            const auto addresses = parse_peer_list(req.get_param_value("addresses"), &why);
+            if (!addresses)
+                return reply(res,
+                             craft::status::error("bad parameter 'addresses': " + why +
+                                                  " (expected 4=host:port,...)"),
+                             {}, 400);
             std::sort(voters.begin(), voters.end());
             std::sort(learners.begin(), learners.end());
-            auto f = node_.change_membership(voters, learners);
+            auto f = node_.change_membership(voters, learners, *addresses);
             f.wait();
             const auto st = f.get();
             // On success the requested membership is in force (status() may lag a tick).

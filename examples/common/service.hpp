@@ -48,35 +48,11 @@ struct service_flags {
 
 /// Parses "1=127.0.0.1:7001,2=127.0.0.1:7002"; throws CLI::ValidationError naming the item.
 inline std::map<node_id, tcp_endpoint> parse_peers(const std::string& s) {
-    std::map<node_id, tcp_endpoint> out;
-    std::stringstream in(s);
-    std::string item;
-    while (std::getline(in, item, ',')) {
-        const auto eq = item.find('='), colon = item.rfind(':');
-        const auto bad = [&](const std::string& why) {
-            return CLI::ValidationError("--peers",
-                                        "'" + item + "': " + why + " (expected id=host:port,...)");
-        };
-        if (eq == std::string::npos || colon == std::string::npos || colon < eq)
-            throw bad("not id=host:port");
-        node_id id = 0;
-        unsigned long port = 0;
-        try {
-            std::size_t used = 0;
-            id = std::stoull(item.substr(0, eq), &used);
-            if (used != eq) throw bad("bad node id");
-            port = std::stoul(item.substr(colon + 1), &used);
-            if (used != item.size() - colon - 1) throw bad("bad port");
-        } catch (const std::logic_error&) {
-            throw bad("bad number");
-        }
-        if (id == 0) throw bad("node id 0 is reserved");
-        if (port == 0 || port > 65535) throw bad("port out of range");
-        if (out.count(id)) throw bad("node id given twice");
-        out[id] = {item.substr(eq + 1, colon - eq - 1), static_cast<std::uint16_t>(port)};
-    }
-    if (out.empty()) throw CLI::ValidationError("--peers", "no peers given");
-    return out;
+    std::string why;
+    auto out = parse_peer_list(s, &why);
+    if (!out) throw CLI::ValidationError("--peers", why + " (expected id=host:port,...)");
+    if (out->empty()) throw CLI::ValidationError("--peers", "no peers given");
+    return *out;
 }
 
 /// Adds the shared flags to `app`.

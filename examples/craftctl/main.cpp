@@ -6,14 +6,17 @@
 //   craftctl snapshot --node 127.0.0.1:8001             take a snapshot now
 //   craftctl transfer-leader --nodes ... --to 2         hand leadership to node 2
 //   craftctl metrics  --node 127.0.0.1:8001             the Prometheus text
-//   craftctl add-learner --nodes ... --id 4              node 4 receives the log, no vote
+//   craftctl add-learner --nodes ... --id 4 --address 127.0.0.1:7004
+//                                                         node 4 receives the log, no vote
 //   craftctl add-voter   --nodes ... --id 4              node 4 votes (a learner promoted)
 //   craftctl remove      --nodes ... --id 4              node 4 leaves the cluster
 //   craftctl membership  --nodes ... --voters 1,2,3 [--learners 4]   set it whole
 //
-// Membership commands ask the leader among --nodes, which must already list the node in its
-// --peers (the address book). add-voter, remove and membership may change several voters
-// at once: the leader goes through a joint configuration and leaves it on its own.
+// Membership commands ask the leader among --nodes. A new node's Raft address (--address)
+// is recorded in the configuration, so every member learns it from the log; it may be left
+// out only when the members' --peers already list the node. add-voter, remove and membership
+// may change several voters at once: the leader goes through a joint configuration and
+// leaves it on its own.
 // add-learner, add-voter and remove read the leader's membership from its /status and send
 // it back changed: run one at a time (two operators at once could undo each other's change).
 
@@ -176,8 +179,21 @@ int main(int argc, char** argv) {
     auto* rm = app.add_subcommand("remove", "remove a node, voter or learner");
     for (auto* c : {al, av, rm}) {
         c->add_option("--nodes", nodes, leader_nodes)->required();
-        c->add_option("--id", id, "the node's id (in the leader's --peers)")->required();
+        c->add_option("--id", id, "the node's id")->required();
     }
+    std::string raft_address;
+    for (auto* c : {al, av})
+        c->add_option("--address", raft_address,
+                      "host:port of the node's Raft port (its --peers entry), recorded in the "
+                      "configuration for every member; needed unless the members' --peers list it")
+            ->check([](const std::string& a) {
+                try {
+                    parse_address(a);
+                    return std::string();
+                } catch (const CLI::ValidationError& e) {
+                    return std::string(e.what());
+                }
+            });
     std::vector<unsigned long long> voters, learners;
     auto* mb = app.add_subcommand("membership", "set the voters and learners whole");
     mb->add_option("--nodes", nodes, leader_nodes)->required();
@@ -222,7 +238,13 @@ int main(int argc, char** argv) {
                 if (av->parsed()) voters.push_back(id);
             }
             return post(l->first,
-                        "/membership?voters=" + join(voters) + "&learners=" + join(learners));
+                        "/membership?voters=" + join(voters) + "&learners=" + join(learners) +
+                            (raft_address.empty()
+                                 ? ""
+                                 // The '=' inside the value must be escaped, or the
+                                 // server's query parser splits the pair at it.
+                                 : "&addresses=" + httplib::detail::encode_query_param(
+                                                       std::to_string(id) + "=" + raft_address)));
         }
     } catch (const CLI::ParseError& e) {
         return app.exit(e);

@@ -613,6 +613,12 @@ public:
 
     // ---- observing ----------------------------------------------------------------------
 
+    /// Where this node reaches each node it knows: `peers`, with the addresses the
+    /// configuration records in place of theirs.
+    [[nodiscard]] std::map<node_id, tcp_endpoint> address_book() const {
+        std::lock_guard l(book_mutex_);
+        return book_;
+    }
     [[nodiscard]] bool is_leader() const {
         std::lock_guard l(state_mutex_);
         return state_.raft.soft.role == core::role::leader;

@@ -89,6 +89,36 @@ struct tcp_endpoint {
     friend bool operator==(const tcp_endpoint&, const tcp_endpoint&) = default;
 };
 
+/// Parses "1=host:port,2=host:port" (an address book, as `node_options::peers` holds); nothing,
+/// with `why` naming the item that is wrong, when it is not one. Empty input: an empty book.
+inline std::optional<std::map<node_id, tcp_endpoint>> parse_peer_list(std::string_view s,
+                                                                      std::string* why = nullptr) {
+    std::map<node_id, tcp_endpoint> out;
+    while (!s.empty()) {
+        const auto comma = s.find(',');
+        const std::string_view item = s.substr(0, comma);
+        s = comma == std::string_view::npos ? std::string_view() : s.substr(comma + 1);
+        const auto fail =
+            [&](const std::string& w) -> std::optional<std::map<node_id, tcp_endpoint>> {
+            if (why) *why = w;
+            return std::nullopt;
+        };
+        const auto eq = item.find('=');
+        if (eq == std::string_view::npos)
+            return fail("'" + std::string(item) + "': not id=host:port");
+        node_id id = no_node;
+        const auto [end, ec] = std::from_chars(item.data(), item.data() + eq, id);
+        if (ec != std::errc() || end != item.data() + eq || id == no_node)
+            return fail("'" + std::string(item) + "': bad node id (a positive integer)");
+        std::string bad;
+        auto ep = tcp_endpoint::parse(item.substr(eq + 1), &bad);
+        if (!ep) return fail("node " + std::to_string(id) + ": " + bad);
+        if (!out.emplace(id, std::move(*ep)).second)
+            return fail("node " + std::to_string(id) + " is given twice");
+    }
+    return out;
+}
+
 /// Message transport over TCP (models `craft::transport`).
 class asio_tcp_transport {
 public:
