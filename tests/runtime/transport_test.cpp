@@ -328,6 +328,29 @@ TEST_CASE("transport: endpoints print and parse as host:port") {
     CHECK(why == "'h:0': port out of range (expected host:port)");
 }
 
+TEST_CASE("transport: a peer list parses as id=host:port,...; a wrong item is named") {
+    const auto book = parse_peer_list("1=10.0.0.1:7001,2=[::1]:7002");
+    REQUIRE(book);
+    CHECK(*book == std::map<node_id, tcp_endpoint>{{1, {"10.0.0.1", 7001}}, {2, {"::1", 7002}}});
+    REQUIRE(parse_peer_list(""));
+    CHECK(parse_peer_list("")->empty());
+    std::string why;
+    CHECK_FALSE(parse_peer_list("1=h:1,h:2", &why));
+    CHECK(why == "'h:2': not id=host:port");
+    CHECK_FALSE(parse_peer_list("0=h:1", &why));
+    CHECK(why == "'0=h:1': bad node id (a positive integer)");
+    CHECK_FALSE(parse_peer_list("x=h:1", &why));
+    CHECK(why == "'x=h:1': bad node id (a positive integer)");
+    CHECK_FALSE(parse_peer_list("1=h:1,1=h:2", &why));
+    CHECK(why == "node 1 is given twice");
+    CHECK_FALSE(parse_peer_list("1=h:1,2=h:99999", &why));
+    CHECK(why == "node 2: 'h:99999': port out of range (expected host:port)");
+    for (const char* bad : {"1=h:1,", ",1=h:1", "1=h:1,,2=h:2", ","}) {
+        CHECK_FALSE(parse_peer_list(bad, &why));
+        CHECK(why == "an empty item (a comma too many?)");
+    }
+}
+
 TEST_CASE(
     "codec: a snapshot's member addresses travel in a trailer; messages without read as before") {
     message m{.type = message_type::snapshot, .from = 1, .to = 2, .term = 3};

@@ -94,15 +94,16 @@ struct tcp_endpoint {
 inline std::optional<std::map<node_id, tcp_endpoint>> parse_peer_list(std::string_view s,
                                                                       std::string* why = nullptr) {
     std::map<node_id, tcp_endpoint> out;
-    while (!s.empty()) {
+    const auto fail = [&](const std::string& w) -> std::optional<std::map<node_id, tcp_endpoint>> {
+        if (why) *why = w;
+        return std::nullopt;
+    };
+    for (bool more = !s.empty(); more;) {
         const auto comma = s.find(',');
         const std::string_view item = s.substr(0, comma);
-        s = comma == std::string_view::npos ? std::string_view() : s.substr(comma + 1);
-        const auto fail =
-            [&](const std::string& w) -> std::optional<std::map<node_id, tcp_endpoint>> {
-            if (why) *why = w;
-            return std::nullopt;
-        };
+        more = comma != std::string_view::npos;
+        s = more ? s.substr(comma + 1) : std::string_view();
+        if (item.empty()) return fail("an empty item (a comma too many?)");
         const auto eq = item.find('=');
         if (eq == std::string_view::npos)
             return fail("'" + std::string(item) + "': not id=host:port");
