@@ -1,8 +1,8 @@
 #pragma once
 // What a node tells operators: `/status` as JSON (the fields braft's raft_stat shows),
 // `/metrics` in the Prometheus text format, and the admin actions craftctl calls
-// (POST /snapshot, POST /transfer-leader?to=N,
-// POST /membership?voters=..&learners=..&addresses=id=host:port,..).
+// (POST /snapshot, POST /transfer-leader?to=N, POST /membership?voters=..&learners=..,
+// POST /membership/{add-learner,add-voter,remove}?id=N[&address=host:port]).
 // Served with cpp-httplib on its own thread.
 
 #include <craft/node.hpp>
@@ -144,9 +144,14 @@ public:
                 "GET  /metrics                Prometheus text format\n"
                 "POST /snapshot               take a snapshot now\n"
                 "POST /transfer-leader?to=N   hand leadership to node N\n"
-                "POST /membership?voters=1,2,3&learners=4[&addresses=4=host:port]\n"
-                "                             change the membership (on the leader); an address\n"
-                "                             is recorded for every member to reach that node\n",
+                "POST /membership/add-learner?id=4[&address=host:port]\n"
+                "POST /membership/add-voter?id=4[&address=host:port]\n"
+                "POST /membership/remove?id=4\n"
+                "                             change one node's role in the membership in force\n"
+                "                             (on the leader); an address is recorded for every\n"
+                "                             member to reach that node\n"
+                "POST /membership?voters=1,2,3&learners=4[&addresses=4%3Dhost:port,...]\n"
+                "                             set the membership whole (the value URL-encoded)\n",
                 "text/plain");
         });
         srv_.Get("/status", [this](const httplib::Request&, httplib::Response& res) {
@@ -189,16 +194,35 @@ public:
                              craft::status::error("bad parameter 'addresses': " + why +
                                                   " (expected 4=host:port,...)"),
                              {}, 400);
-            std::sort(voters.begin(), voters.end());
-            std::sort(learners.begin(), learners.end());
-            auto f = node_.change_membership(voters, learners, *addresses);
-            f.wait();
-            const auto st = f.get();
-            // On success the requested membership is in force (status() may lag a tick).
-            reply(res, st,
-                  st.ok() ? nlohmann::json{{"voters", voters}, {"learners", learners}}
-                          : nlohmann::json{});
+            membership_reply(res, node_.change_membership(voters, learners, *addresses));
         });
+        // One node's edit, made by the leader to the membership in force (no lost updates).
+        for (auto [path, what] : {std::pair{"/membership/add-learner", edit::add_learner},
+                                  {"/membership/add-voter", edit::add_voter},
+                                  {"/membership/remove", edit::remove}}) {
+            srv_.Post(path, [this, what](const httplib::Request& req, httplib::Response& res) {
+                std::vector<node_id> ids;
+                if (parse_ids(req.get_param_value("id"), ids) || ids.size() != 1)
+                    return reply(res,
+                                 craft::status::error("missing or bad parameter 'id' (a node id)"),
+                                 {}, 400);
+                std::optional<tcp_endpoint> address;
+                if (req.has_param("address")) {
+                    std::string why;
+                    address = tcp_endpoint::parse(req.get_param_value("address"), &why);
+                    if (what == edit::remove || !address)
+                        return reply(res,
+                                     craft::status::error(
+                                         "bad parameter 'address': " +
+                                         (address ? "a node being removed needs none" : why)),
+                                     {}, 400);
+                }
+                const node_id id = ids[0];
+                membership_reply(res, what == edit::add_learner ? node_.add_learner(id, address)
+                                      : what == edit::add_voter ? node_.add_voter(id, address)
+                                                                : node_.remove_member(id));
+            });
+        }
     }
     ~admin_http() { stop(); }
 
@@ -230,6 +254,16 @@ private:
             at = comma + 1;
         }
         return std::nullopt;
+    }
+
+    using edit = craft::membership_edit::kind;
+
+    /// Waits for a membership change; on success answers with the membership in force.
+    void membership_reply(httplib::Response& res, std::future<craft::status> f) {
+        const auto st = f.get();
+        if (!st.ok()) return reply(res, st);
+        const auto conf = node_.status().raft.conf;  // published before the future was set
+        reply(res, st, {{"voters", conf.voters}, {"learners", conf.learners}});
     }
 
     static void reply(httplib::Response& res, const craft::status& st, nlohmann::json extra = {},

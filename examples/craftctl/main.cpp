@@ -14,11 +14,11 @@
 //
 // Membership commands ask the leader among --nodes. A new node's Raft address (--address)
 // is recorded in the configuration, so every member learns it from the log; it may be left
-// out only when the members' --peers already list the node. add-voter, remove and membership
-// may change several voters at once: the leader goes through a joint configuration and
-// leaves it on its own.
-// add-learner, add-voter and remove read the leader's membership from its /status and send
-// it back changed: run one at a time (two operators at once could undo each other's change).
+// out only when the members' --peers already list the node. add-learner, add-voter and
+// remove change one node's role in the membership in force when the leader takes them (two
+// operators at once never undo each other's change: one is told to retry). membership sets
+// voters and learners whole; changing several voters at once, the leader goes through a
+// joint configuration and leaves it on its own.
 
 #include <httplib.h>
 #include <CLI/CLI.hpp>
@@ -223,28 +223,17 @@ int main(int argc, char** argv) {
         if (mb->parsed() || al->parsed() || av->parsed() || rm->parsed()) {
             auto l = find_leader(parse_list(nodes));
             if (!l) return 1;
-            if (!mb->parsed()) {  // the leader's membership, changed for one node
-                voters = l->second.value("voters", std::vector<unsigned long long>{});
-                learners = l->second.value("learners", std::vector<unsigned long long>{});
-                if (al->parsed() && std::count(voters.begin(), voters.end(), id)) {
-                    std::cerr << "craftctl: node " << id
-                              << " is a voter; to make it a learner, set the membership "
-                                 "whole (craftctl membership)\n";
-                    return 1;
-                }
-                std::erase(voters, id);
-                std::erase(learners, id);
-                if (al->parsed()) learners.push_back(id);
-                if (av->parsed()) voters.push_back(id);
-            }
-            return post(l->first,
-                        "/membership?voters=" + join(voters) + "&learners=" + join(learners) +
-                            (raft_address.empty()
-                                 ? ""
-                                 // The '=' inside the value must be escaped, or the
-                                 // server's query parser splits the pair at it.
-                                 : "&addresses=" + httplib::detail::encode_query_param(
-                                                       std::to_string(id) + "=" + raft_address)));
+            if (mb->parsed())
+                return post(l->first,
+                            "/membership?voters=" + join(voters) + "&learners=" + join(learners));
+            // One node's edit: the leader makes it to the membership in force when it takes it.
+            const char* what = al->parsed() ? "add-learner" : av->parsed() ? "add-voter" : "remove";
+            return post(
+                l->first,
+                std::string("/membership/") + what + "?id=" + std::to_string(id) +
+                    (raft_address.empty()
+                         ? ""
+                         : "&address=" + httplib::detail::encode_query_param(raft_address)));
         }
     } catch (const CLI::ParseError& e) {
         return app.exit(e);

@@ -37,6 +37,8 @@ at4="127.0.0.1:$(kv_raft_port 4)"
 out=$("$CTL" add-learner --nodes "$nodes" --id 4 --address "$at4")
 check_contains "craftctl add-learner 4 --address $at4" '"learners":[4]' "$out"
 check_contains "... and says ok" '"ok":true' "$out"
+out=$("$CTL" add-learner --nodes "$nodes" --id 4 --address "$at4")
+check_contains "the same add-learner again is done, nothing changes" '"learners":[4]' "$out"
 node4_has() { [[ "$(kv_cli 4 GET "$1")" == "$2" ]]; }
 eventually 20 node4_has before joined
 check "node 4, a learner, caught up and reads" joined "$(kv_cli 4 GET before)"

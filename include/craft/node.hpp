@@ -153,6 +153,17 @@ struct outcome {
     [[nodiscard]] bool ok() const noexcept { return error.ok(); }
 };
 
+/// One node's change of role, made by the leader to the configuration in force when its
+/// core takes the request (braft's add_peer / remove_peer, NuRaft's add_srv / remove_srv):
+/// two operators' changes never undo each other, as two whole configurations computed from
+/// the same earlier one could. See `basic_node::add_learner`.
+struct membership_edit {
+    enum class kind { add_learner, add_voter, remove };
+    kind what = kind::add_learner;
+    node_id id = no_node;
+    std::optional<tcp_endpoint> address;  ///< Recorded in the configuration (add only).
+};
+
 /// What a node reports about itself (for status pages and tests).
 struct node_state {
     core::node_status raft;
@@ -583,13 +594,37 @@ public:
         {
             std::lock_guard l(inbox_mutex_);
             if (running_ && !stopping_) {
-                inbox_.conf_changes.push_back({std::move(target), p});
+                inbox_.conf_changes.push_back({conf_request(std::move(target)), p});
                 if (!core_busy_) inbox_cv_.notify_one();
                 return fut;
             }
         }
         p->set_value(craft::status::error("craft: node is not running"));
         return fut;
+    }
+
+    /// Adds node `id` as a learner (it receives the log and never votes) to the membership in
+    /// force when the leader's core takes the request, recording `address` for every member
+    /// when given (else it must be known: recorded before, or in `node_options::peers`). Done
+    /// at once when `id` is a learner already with that address; refused when it is a voter.
+    /// The future says what `change_membership`'s does. Unlike reading `status()` and
+    /// sending `change_membership` the whole changed configuration, two such edits at once
+    /// never undo each other: the second is refused ("another change is in progress") or
+    /// made on top of the first.
+    std::future<craft::status> add_learner(node_id id, std::optional<tcp_endpoint> address = {}) {
+        return edit_membership({membership_edit::kind::add_learner, id, std::move(address)});
+    }
+    /// Makes node `id` a voter: a learner is promoted, another node added as a voter at once
+    /// (better added as a learner first and promoted once it caught up, or the cluster's
+    /// quorum waits for it). Done at once when it votes already. As `add_learner` otherwise.
+    std::future<craft::status> add_voter(node_id id, std::optional<tcp_endpoint> address = {}) {
+        return edit_membership({membership_edit::kind::add_voter, id, std::move(address)});
+    }
+    /// Takes node `id`, voter or learner, out of the membership in force (this leader too: it
+    /// steps down once the change is in force). Done at once when it is not a member;
+    /// refused when it is the last voter.
+    std::future<craft::status> remove_member(node_id id) {
+        return edit_membership({membership_edit::kind::remove, id, std::nullopt});
     }
 
     /// Takes a snapshot now (on the apply thread, between two applies) and compacts the log
@@ -685,12 +720,14 @@ private:
         index_t index = 0;
     };
     using status_promise = std::shared_ptr<std::promise<craft::status>>;
+    /// A whole configuration (`change_membership`) or one node's edit of the one in force.
+    using conf_request = std::variant<configuration, membership_edit>;
     struct inbox {
         std::vector<pending_proposal> proposals;
         std::vector<message> messages;
         std::vector<pending_read> reads;
         std::vector<std::pair<node_id, status_promise>> transfers;
-        std::vector<std::pair<configuration, status_promise>> conf_changes;
+        std::vector<std::pair<conf_request, status_promise>> conf_changes;
         std::optional<core::ready> persisted;
         std::vector<node_id> unreachable;  // peers the transport lost messages to
         bool backlog_freed = false;        // the apply queue has room again
@@ -1420,6 +1457,64 @@ private:
         }
     }
 
+    std::future<craft::status> edit_membership(membership_edit e) {
+        auto p = std::make_shared<std::promise<craft::status>>();
+        auto fut = p->get_future();
+        if (e.id == no_node) {
+            p->set_value(craft::status::error("craft: membership change refused: node id 0"));
+            return fut;
+        }
+        {
+            std::lock_guard l(inbox_mutex_);
+            if (running_ && !stopping_) {
+                inbox_.conf_changes.push_back({conf_request(std::move(e)), p});
+                if (!core_busy_) inbox_cv_.notify_one();
+                return fut;
+            }
+        }
+        p->set_value(craft::status::error("craft: node is not running"));
+        return fut;
+    }
+
+    /// The configuration `e` makes of `now` (in force, not joint); nothing when it is
+    /// `now` already; or why it cannot be made.
+    std::variant<std::monostate, configuration, std::string> edited(
+        const configuration& now, const membership_edit& e) const {
+        using kind = membership_edit::kind;
+        const std::string who = "node " + std::to_string(e.id);
+        configuration t;
+        t.voters = now.voters;
+        t.learners = now.learners;
+        t.addresses = now.addresses;
+        const auto recorded = now.addresses.find(e.id);
+        const bool same_address = !e.address || (recorded != now.addresses.end() &&
+                                                 recorded->second == e.address->to_string());
+        switch (e.what) {
+        case kind::add_learner:
+            if (now.is_voter(e.id))
+                return who + " is a voter (remove it first, or set the membership whole)";
+            if (now.is_learner(e.id) && same_address) return std::monostate{};
+            t.learners.push_back(e.id);
+            break;
+        case kind::add_voter:
+            if (now.is_voter(e.id) && same_address) return std::monostate{};
+            std::erase(t.learners, e.id);
+            t.voters.push_back(e.id);
+            break;
+        case kind::remove:
+            if (!now.is_voter(e.id) && !now.is_learner(e.id)) return std::monostate{};
+            if (now.voters == std::vector<node_id>{e.id}) return who + " is the last voter";
+            std::erase(t.voters, e.id);
+            std::erase(t.learners, e.id);
+            t.addresses.erase(e.id);
+            break;
+        }
+        if (e.address) t.addresses[e.id] = e.address->to_string();
+        if (auto why = invalid_membership(t)) return *why;
+        t.normalize();
+        return t;
+    }
+
     /// Why `target` cannot be a configuration of this cluster, or nothing.
     std::optional<std::string> invalid_membership(const configuration& target) const {
         if (target.voters.empty()) return "no voters given";
@@ -1428,22 +1523,24 @@ private:
                 if (!target.addresses.count(n) && !address_of(n))
                     return "node " + std::to_string(n) +
                            " has no address (give one, or add it to node_options.peers)";
+        const auto in = [](const std::vector<node_id>& ids, node_id n) {  // (maybe unsorted)
+            return std::find(ids.begin(), ids.end(), n) != ids.end();
+        };
         for (const auto& [n, a] : target.addresses) {
             std::string why;
-            if (!target.is_voter(n) && !target.is_learner(n))
+            if (!in(target.voters, n) && !in(target.learners, n))
                 return "an address is given for node " + std::to_string(n) +
                        ", which is not a member";
             if (!tcp_endpoint::parse(a, &why))
                 return "node " + std::to_string(n) + "'s address " + why;
         }
         for (node_id v : target.voters)
-            if (std::find(target.learners.begin(), target.learners.end(), v) !=
-                target.learners.end())
+            if (in(target.learners, v))
                 return "node " + std::to_string(v) + " is given as a voter and as a learner";
         return std::nullopt;
     }
 
-    void start_conf_change(configuration target, status_promise p, clock::time_point now) {
+    void start_conf_change(conf_request req, status_promise p, clock::time_point now) {
         const auto& r = raw_->raft_state();
         auto refuse = [&](const std::string& why) {
             p->set_value(craft::status::error("craft: membership change refused: " + why));
@@ -1453,6 +1550,16 @@ private:
             return refuse("node " + std::to_string(opt_.id) + " is not the leader" +
                           (r.leader() ? " (node " + std::to_string(r.leader()) + " is)" : ""));
         if (transfer_) return refuse("a leadership transfer is in progress");
+        if (auto* e = std::get_if<membership_edit>(&req)) {
+            // Made to the configuration in force now, on the strand: nothing changes it between.
+            if (r.conf().joint())
+                return refuse("the cluster is leaving a joint configuration (retry)");
+            auto made = edited(r.conf(), *e);
+            if (auto* why = std::get_if<std::string>(&made)) return refuse(*why);
+            if (std::holds_alternative<std::monostate>(made)) return p->set_value({});
+            req = std::move(std::get<configuration>(made));
+        }
+        auto& target = std::get<configuration>(req);
         const auto res = raw_->propose_configuration(target);
         if (res.error != core::errc::ok) return refuse(std::string(core::to_string(res.error)));
         log(log_level::info, "changing membership to " + describe(target) + " (entry " +
@@ -1468,6 +1575,7 @@ private:
         const auto& c = r.conf();
         auto finish = [&](craft::status st) {
             if (!st.ok()) log(log_level::warn, st.message());
+            publish();  // status() shows the configuration in force before the caller wakes
             conf_change_->done->set_value(std::move(st));
             conf_change_.reset();
         };

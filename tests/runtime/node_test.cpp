@@ -600,6 +600,97 @@ TEST_CASE("node: a member added with its address is reached by members that neve
     n4.stop();
 }
 
+TEST_CASE(
+    "node: membership edits are made to the configuration in force: two at once never undo "
+    "each other; a repeat is done at once") {
+    trio t;
+    t.start_all();
+    auto [l, f] = t.leader_and_follower();
+    auto& leader = *t.nodes[l];
+    // Nodes 4 and 5 know the others; nodes 1-3 only learn their addresses from the edits.
+    counter sm[2];
+    std::unique_ptr<tnode> extra[2];
+    tcp_endpoint at[2];
+    auto peers = t.peers;
+    for (int k = 0; k < 2; ++k) peers[4 + k] = at[k] = {"127.0.0.1", test::free_port()};
+    for (int k = 0; k < 2; ++k) {
+        auto o = test::loopback_options(4 + k, peers, t.dir.path);
+        o.initial_voters = {1, 2, 3};
+        extra[k] = std::make_unique<tnode>(o, sm[k]);
+        REQUIRE(extra[k]->start().ok());
+    }
+    auto why = [](std::future<craft::status> fut) {
+        auto st = fut.get();
+        REQUIRE_FALSE(st.ok());
+        return st.message();
+    };
+    CHECK(why(t.nodes[f]->add_learner(4, at[0])).find("is not the leader") != std::string::npos);
+    CHECK(why(leader.add_learner(4)).find("node 4 has no address") != std::string::npos);
+    CHECK(why(leader.add_learner(f)).find("node " + std::to_string(f) + " is a voter") !=
+          std::string::npos);
+    CHECK(why(leader.add_learner(0)).find("node id 0") != std::string::npos);
+    // Member lists in any order; the voters' own addresses recorded too.
+    std::map<node_id, std::string> recorded;
+    for (node_id id = 1; id <= 3; ++id) recorded[id] = t.peers[id].to_string();
+    auto st = leader.change_membership({3, 2, 1}, {}, t.peers).get();
+    REQUIRE_MESSAGE(st.ok(), st.message());
+    CHECK(leader.status().raft.conf.addresses == recorded);
+
+    // Two operators at once, each adding its node: one may be told to retry, and neither
+    // change is lost (a whole configuration computed from the same status() would be).
+    auto add = [&](node_id id, const tcp_endpoint& a) {
+        for (int attempt = 0; attempt < 200; ++attempt) {
+            auto st = leader.add_learner(id, a).get();
+            if (st.ok()) return true;
+            if (st.message().find("another change is in progress") == std::string::npos) {
+                FAIL_CHECK(st.message());
+                return false;
+            }
+            std::this_thread::sleep_for(5ms);
+        }
+        return false;
+    };
+    auto second = std::async(std::launch::async, [&] { return add(5, at[1]); });
+    CHECK(add(4, at[0]));
+    CHECK(second.get());
+    // status() shows the change as soon as the future says done.
+    auto conf = leader.status().raft.conf;
+    CHECK(conf.learners == std::vector<node_id>{4, 5});
+    recorded[4] = at[0].to_string();
+    recorded[5] = at[1].to_string();
+    CHECK(conf.addresses == recorded);
+    // Repeats change nothing: no new configuration entry.
+    REQUIRE(leader.add_learner(4, at[0]).get().ok());
+    REQUIRE(leader.add_learner(5).get().ok());
+    CHECK(leader.status().raft.conf.index == conf.index);
+
+    REQUIRE(leader.add_voter(4).get().ok());  // a learner promoted
+    conf = leader.status().raft.conf;
+    CHECK(conf.voters == std::vector<node_id>{1, 2, 3, 4});
+    CHECK(conf.learners == std::vector<node_id>{5});
+    REQUIRE(leader.add_voter(4).get().ok());
+    CHECK(leader.status().raft.conf.index == conf.index);
+    st = leader.remove_member(5).get();
+    REQUIRE_MESSAGE(st.ok(), st.message());
+    conf = leader.status().raft.conf;
+    CHECK(conf.learners.empty());
+    recorded.erase(5);
+    CHECK(conf.addresses == recorded);
+    REQUIRE(leader.remove_member(5).get().ok());  // not a member any more: done
+    CHECK(leader.status().raft.conf.index == conf.index);
+    REQUIRE(eventually([&] { return extra[0]->status().raft.conf.is_voter(4); }));
+    for (int k = 0; k < 10; ++k) REQUIRE(leader.propose(shared_bytes("1")).get().ok());
+    CHECK(eventually([&] { return sm[0].total == 10; }));
+
+    // The leader takes itself out and steps down; the others go on.
+    REQUIRE(leader.remove_member(l).get().ok());
+    std::vector<node_id> rest{1, 2, 3, 4};
+    std::erase(rest, l);
+    CHECK(leader.status().raft.conf.voters == rest);
+    REQUIRE(eventually([&] { return extra[0]->leader() != no_node && extra[0]->leader() != l; }));
+    for (auto& n : extra) n->stop();
+}
+
 TEST_CASE("node: a stopped leader is replaced, and restarts from disk to catch up") {
     trio t([](node_options& o) {
         o.snapshots.entries = 50;  // snapshots and compaction happen on the way
