@@ -190,10 +190,8 @@ public:
             std::string why;
             const auto addresses = parse_peer_list(req.get_param_value("addresses"), &why);
             if (!addresses)
-                return reply(res,
-                             craft::status::error("bad parameter 'addresses': " + why +
-                                                  " (expected 4=host:port,...)"),
-                             {}, 400);
+                return reply(res, craft::status::error("bad parameter 'addresses': " + why), {},
+                             400);
             membership_reply(res, node_.change_membership(voters, learners, *addresses));
         });
         // One node's edit, made by the leader to the membership in force (no lost updates).

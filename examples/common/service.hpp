@@ -50,7 +50,10 @@ struct service_flags {
 inline std::map<node_id, tcp_endpoint> parse_peers(const std::string& s) {
     std::string why;
     auto out = parse_peer_list(s, &why);
-    if (!out) throw CLI::ValidationError("--peers", why + " (expected id=host:port,...)");
+    if (!out)
+        throw CLI::ValidationError("--peers", why + (why.find("id=host:port") == std::string::npos
+                                                         ? "; --peers is id=host:port,..."
+                                                         : ""));
     if (out->empty()) throw CLI::ValidationError("--peers", "no peers given");
     return *out;
 }

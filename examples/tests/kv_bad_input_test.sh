@@ -19,7 +19,8 @@ status=0
 out=$("$KV" --id 1 --peers "1=127.0.0.1" --data-dir "$CRAFT_KV_DIR/x" --client-port 1 \
     --http-port 2 2>&1) || status=$?
 [[ $status -ne 0 ]] || check "bad --peers exits non-zero" "non-zero" "$status"
-check_contains "bad --peers is explained" "expected id=host:port" "$out"
+check_contains "bad --peers is explained" "'127.0.0.1': no port" "$out"
+check_contains "... with the flag's form" "id=host:port" "$out"
 status=0
 out=$("$KV" --id 4 --peers "$(kv_peers 3)" --data-dir "$CRAFT_KV_DIR/x" --client-port 1 \
     --http-port 2 2>&1) || status=$?

@@ -1432,8 +1432,23 @@ private:
     }
 
     /// Takes the addresses `c` records into the address book and the transport (core thread,
-    /// before the messages of the batch that brought `c` are sent).
+    /// before the messages of the batch that brought `c` are sent). The book is `peers`
+    /// overlaid with the addresses in force: one a configuration no longer records (its node
+    /// removed) is forgotten, so every node's book follows the log, not its restarts.
     void learn_addresses(const configuration& c) {
+        {
+            std::lock_guard l(book_mutex_);
+            for (auto it = book_.begin(); it != book_.end();) {
+                if (c.addresses.count(it->first)) {
+                    ++it;
+                } else if (auto p = opt_.peers.find(it->first); p != opt_.peers.end()) {
+                    it->second = p->second;
+                    ++it;
+                } else {
+                    it = book_.erase(it);
+                }
+            }
+        }
         for (const auto& [n, a] : c.addresses) {
             std::string why;
             const auto ep = tcp_endpoint::parse(a, &why);

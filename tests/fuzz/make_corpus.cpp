@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
                   .to = 2,
                   .term = 4,
                   .context = 99,
-                  .snap = {20, 4, {{1, 2, 3}, {}, {4}, 7}},
+                  .snap = {20, 4, {{1, 2, 3}, {}, {4}, {{4, "10.0.0.4:7004"}}, 7}},
                   .snap_offset = 1024,
                   .snap_data = shared_bytes("chunk bytes"),
                   .snap_partial = true};

@@ -546,13 +546,16 @@ TEST_CASE("node: the first configuration is stored; a longer address book later 
 
 TEST_CASE("node: a member added with its address is reached by members that never listed it") {
     trio t([](node_options& o) {
-        o.snapshots.entries = 40;  // a restarted member reads node 4's address from a snapshot
+        o.snapshots.entries = 40;  // snapshots and compaction meanwhile: the address survives
         o.snapshots.keep_entries = 5;
     });
     t.start_all();
     const auto l = t.leader();
     REQUIRE(l);
     for (int k = 0; k < 10; ++k) REQUIRE(t.nodes[*l]->propose(shared_bytes("1")).get().ok());
+    // One follower is down while node 4 joins: it learns of node 4 only from node 4.
+    const node_id lag = *l == 1 ? 2 : 1;
+    t.nodes[lag]->stop();
     // Node 4 knows everyone; nodes 1-3 have never heard of it.
     const tcp_endpoint at4{"127.0.0.1", test::free_port()};
     auto peers4 = t.peers;
@@ -572,9 +575,12 @@ TEST_CASE("node: a member added with its address is reached by members that neve
     REQUIRE_MESSAGE(st.ok(), st.message());
     CHECK(eventually([&] { return n4.status().applied >= leader.status().applied; }));
     CHECK(sm4.total == 10);
-    for (node_id id = 1; id <= 3; ++id) {
-        CHECK(t.nodes[id]->status().raft.conf.addresses ==
-              std::map<node_id, std::string>{{4, at4.to_string()}});
+    for (node_id id = 1; id <= 3; ++id) {  // (a follower applies it a little later)
+        if (id == lag) continue;
+        CHECK(eventually([&] {
+            return t.nodes[id]->status().raft.conf.addresses ==
+                   std::map<node_id, std::string>{{4, at4.to_string()}};
+        }));
         CHECK(eventually(
             [&] { return !t.logs[id].matching("node 4 is at " + at4.to_string()).empty(); }));
     }
@@ -582,13 +588,21 @@ TEST_CASE("node: a member added with its address is reached by members that neve
     st = leader.change_membership({1, 2, 3, 4}).get();
     REQUIRE_MESSAGE(st.ok(), st.message());
     REQUIRE(eventually([&] { return n4.status().raft.conf.is_voter(4); }));  // it may campaign
-    // Refused while it was unknown, node 4 dials the others again after a back-off.
-    for (node_id id = 1; id <= 3; ++id)
-        REQUIRE(eventually(
-            [&] { return !log4.matching("connected to node " + std::to_string(id)).empty(); }));
-    st = leader.transfer_leadership(4).get();
+    // Node 4 was never refused: its handshake gives its address.
+    CHECK(log4.matching("closed by the peer").empty());
+    // (A transfer may time out on a loaded machine, as an election may: retried, as an
+    // operator would.)
+    for (int attempt = 0; attempt < 3; ++attempt)
+        if ((st = leader.transfer_leadership(4).get()).ok()) break;
     REQUIRE_MESSAGE(st.ok(), st.message());
     for (int k = 0; k < 50; ++k) REQUIRE(n4.propose(shared_bytes("1")).get().ok());
+    // The follower that missed it all comes back with its old peers: node 4, leading, is
+    // answered at the address its handshake gives, and brings it up to date.
+    REQUIRE(t.nodes[lag]->start().ok());
+    CHECK(eventually([&] { return t.nodes[lag]->status().applied >= n4.status().applied; }));
+    CHECK(t.sms[lag].total == 60);
+    CHECK(t.nodes[lag]->status().raft.conf.addresses.count(4) == 1);
+    CHECK(t.logs[lag].matching("not in the address book) connected").size() >= 1);
     // A member restarted with its old peers (no node 4) finds the address in what it stored.
     const node_id f = *l;
     t.nodes[f]->stop();
@@ -677,6 +691,9 @@ TEST_CASE(
     recorded.erase(5);
     CHECK(conf.addresses == recorded);
     REQUIRE(leader.remove_member(5).get().ok());  // not a member any more: done
+    // Its address went with it, from every book: re-adding it needs the address again.
+    CHECK(leader.address_book().count(5) == 0);
+    CHECK(why(leader.add_learner(5)).find("node 5 has no address") != std::string::npos);
     CHECK(leader.status().raft.conf.index == conf.index);
     REQUIRE(eventually([&] { return extra[0]->status().raft.conf.is_voter(4); }));
     for (int k = 0; k < 10; ++k) REQUIRE(leader.propose(shared_bytes("1")).get().ok());

@@ -297,14 +297,71 @@ TEST_CASE("transport: a peer added while running is dialled; a moved one is reac
     CHECK(a.dropped(2) == 0);
 }
 
-TEST_CASE("transport: a connection the peer refused is seen closed and made again at once") {
+TEST_CASE(
+    "transport: a node of the cluster missing from the address book is answered where "
+    "its handshake says") {
     endpoint_pair p;
     auto o2 = p.opts(2);
-    o2.peers.clear();  // node 2 refuses node 1's handshake: unknown node id
-    asio_tcp_transport a(p.opts(1), p.sink()), b(o2);
+    o2.peers.clear();  // node 2 has never heard of node 1 (added since, say)
+    test::capture_logger logs2;
+    asio_tcp_transport a(p.opts(1), p.sink()),
+        b(o2, [&](log_level l, std::string_view s) { logs2.log(l, s); });
+    std::atomic<int> at_a{0};
+    REQUIRE(b.start(p.collect()).ok());
+    REQUIRE(a.start([&](message&&) { ++at_a; }).ok());
+    a.send(heartbeat(1));
+    REQUIRE(test::eventually([&] { return p.received() == 1; }));
+    CHECK(logs2
+              .matching("node 1 (at " + p.peers.at(1).to_string() +
+                        ", not in the address book) connected: answering there")
+              .size() == 1);
+    b.send(message{.type = message_type::heartbeat_response, .from = 2, .to = 1, .term = 1});
+    CHECK(test::eventually([&] { return at_a == 1; }));
+    CHECK(b.rejected_connections() == 0);
+}
+
+TEST_CASE("transport: handshakes of another version, or without a parsable address, are named") {
+    const std::string h = asio_tcp_transport::handshake(7, 1, 2, "10.0.0.1:7001");
+    const auto f = asio_tcp_transport::parse_handshake(h);
+    REQUIRE(f);
+    CHECK(f->address == "10.0.0.1:7001");
+    CHECK(f->from == 1);
+    CHECK(f->to == 2);
+    CHECK(h.size() == asio_tcp_transport::handshake_size + 13);
+    // Version 1 (30 bytes, no address) still parses as far as its version.
+    std::string v1 = h.substr(0, 30);
+    v1[4] = 1;
+    REQUIRE(asio_tcp_transport::parse_handshake(v1));
+    CHECK(asio_tcp_transport::parse_handshake(v1)->version == 1);
+    // An address length that disagrees with the payload is no handshake.
+    CHECK_FALSE(asio_tcp_transport::parse_handshake(h + "x"));
+    CHECK_FALSE(asio_tcp_transport::parse_handshake(h.substr(0, h.size() - 1)));
+    CHECK_FALSE(asio_tcp_transport::parse_handshake(h.substr(0, 30)));
+    // A version-1 peer is refused, naming both versions.
+    endpoint_pair p;
+    test::capture_logger logs2;
+    asio_tcp_transport b(p.opts(2), [&](log_level l, std::string_view s) { logs2.log(l, s); });
+    REQUIRE(b.start(p.collect()).ok());
+    asio::io_context io;
+    asio::ip::tcp::socket s(io);
+    s.connect({asio::ip::make_address("127.0.0.1"), p.peers.at(2).port});
+    asio::write(s, asio::buffer(asio_tcp_transport::frame(v1)));
+    CHECK(test::eventually(
+        [&] { return logs2.matching("wire version 1, this node speaks 2").size() == 1; }));
+}
+
+TEST_CASE("transport: a connection the peer refused is seen closed and made again at once") {
+    endpoint_pair p;
+    auto o1 = p.opts(1), o2 = p.opts(2);
+    o1.advertise = "nowhere";  // node 2 refuses node 1's handshake: unknown, and no address
+    o2.peers.clear();
+    test::capture_logger logs2;
+    asio_tcp_transport a(o1, p.sink()),
+        b(o2, [&](log_level l, std::string_view s) { logs2.log(l, s); });
     REQUIRE(b.start(p.collect()).ok());
     REQUIRE(a.start([](message&&) {}).ok());
     REQUIRE(test::eventually([&] { return b.rejected_connections() >= 1; }));
+    CHECK(logs2.matching("unknown node id 1 (its address 'nowhere': no port").size() >= 1);
     b.set_peer(1, p.peers.at(1));  // node 2 learns of node 1
     // Node 1 noticed the refusal without writing anything, and connects again by itself...
     REQUIRE(test::eventually([&] { return !p.logs.matching("connected to node 2").empty(); }));
@@ -318,14 +375,20 @@ TEST_CASE("transport: endpoints print and parse as host:port") {
     CHECK(tcp_endpoint{"10.0.0.1", 7001}.to_string() == "10.0.0.1:7001");
     CHECK(tcp_endpoint{"::1", 7001}.to_string() == "[::1]:7001");
     CHECK(tcp_endpoint::parse("[::1]:7001") == tcp_endpoint{"::1", 7001});
-    CHECK(tcp_endpoint::parse("db-1.example:80") == tcp_endpoint{"db-1.example", 80});
+    CHECK(tcp_endpoint::parse("10.1.2.3:80") == tcp_endpoint{"10.1.2.3", 80});
+    std::string name;
+    CHECK_FALSE(tcp_endpoint::parse("db-1.example:80", &name));  // never resolved: refused
+    CHECK(name ==
+          "'db-1.example:80': 'db-1.example' is not an IP address (names are not "
+          "resolved) (expected host:port)");
     std::string why;
-    for (const char* bad : {"", "host", ":7001", "h:", "h:0", "h:65536", "h:7x", "h:-1"}) {
+    for (const char* bad : {"", "host", ":7001", "h:", "h:1", "1.2.3.4:0", "1.2.3.4:65536",
+                            "1.2.3.4:7x", "1.2.3.4:-1", "[1.2.3.4:1"}) {
         CHECK_FALSE(tcp_endpoint::parse(bad, &why));
         CHECK(why.find("expected host:port") != std::string::npos);
     }
-    CHECK_FALSE(tcp_endpoint::parse("h:0", &why));
-    CHECK(why == "'h:0': port out of range (expected host:port)");
+    CHECK_FALSE(tcp_endpoint::parse("1.2.3.4:0", &why));
+    CHECK(why == "'1.2.3.4:0': port out of range (expected host:port)");
 }
 
 TEST_CASE("transport: a peer list parses as id=host:port,...; a wrong item is named") {
@@ -335,19 +398,19 @@ TEST_CASE("transport: a peer list parses as id=host:port,...; a wrong item is na
     REQUIRE(parse_peer_list(""));
     CHECK(parse_peer_list("")->empty());
     std::string why;
-    CHECK_FALSE(parse_peer_list("1=h:1,h:2", &why));
-    CHECK(why == "'h:2': not id=host:port");
-    CHECK_FALSE(parse_peer_list("0=h:1", &why));
-    CHECK(why == "'0=h:1': bad node id (a positive integer)");
-    CHECK_FALSE(parse_peer_list("x=h:1", &why));
-    CHECK(why == "'x=h:1': bad node id (a positive integer)");
-    CHECK_FALSE(parse_peer_list("1=h:1,1=h:2", &why));
-    CHECK(why == "node 1 is given twice");
-    CHECK_FALSE(parse_peer_list("1=h:1,2=h:99999", &why));
-    CHECK(why == "node 2: 'h:99999': port out of range (expected host:port)");
-    for (const char* bad : {"1=h:1,", ",1=h:1", "1=h:1,,2=h:2", ","}) {
+    CHECK_FALSE(parse_peer_list("1=10.0.0.1:1,10.0.0.2:2", &why));
+    CHECK(why == "'10.0.0.2:2': not id=host:port (expected id=host:port,...)");
+    CHECK_FALSE(parse_peer_list("0=10.0.0.1:1", &why));
+    CHECK(why == "'0=10.0.0.1:1': bad node id (expected a positive integer)");
+    CHECK_FALSE(parse_peer_list("x=10.0.0.1:1", &why));
+    CHECK(why == "'x=10.0.0.1:1': bad node id (expected a positive integer)");
+    CHECK_FALSE(parse_peer_list("1=10.0.0.1:1,1=10.0.0.2:2", &why));
+    CHECK(why == "node 1 is given twice (expected one address each)");
+    CHECK_FALSE(parse_peer_list("1=10.0.0.1:1,2=10.0.0.2:99999", &why));
+    CHECK(why == "node 2: '10.0.0.2:99999': port out of range (expected host:port)");
+    for (const char* bad : {"1=10.0.0.1:1,", ",1=10.0.0.1:1", "1=10.0.0.1:1,,2=10.0.0.2:2", ","}) {
         CHECK_FALSE(parse_peer_list(bad, &why));
-        CHECK(why == "an empty item (a comma too many?)");
+        CHECK(why == "an empty item (expected id=host:port,... without a comma too many)");
     }
 }
 

@@ -8,6 +8,7 @@
 #include <cereal/archives/portable_binary.hpp>
 #include <cereal/cereal.hpp>
 
+#include <algorithm>
 #include <cassert>
 #include <cstddef>
 #include <cstdint>
@@ -28,7 +29,9 @@ namespace craft {
 /// Encodes and decodes messages (models the transport's codec slot).
 struct cereal_codec {
     /// Wire format version; a peer speaking another one is refused at the handshake.
-    static constexpr std::uint16_t version = 1;
+    /// 2: configurations may carry members' addresses, and the handshake the sender's own
+    /// (a version-1 node would have dropped such a configuration, so it is refused instead).
+    static constexpr std::uint16_t version = 2;
 
     /// The bytes of `m`.
     static std::string encode(const message& m) {
@@ -55,8 +58,7 @@ struct cereal_codec {
         ar(m.snap_offset, static_cast<std::uint8_t>(m.snap_partial));
         put_bytes(ar, m.snap_data);
         // A trailer, only when there is something in it: the snapshot configuration's member
-        // addresses (newer than the rest of version 1; a peer without them reads every
-        // message that carries none).
+        // addresses (only a snapshot message carries a configuration with them).
         if (!m.snap.conf.addresses.empty()) {
             ar(static_cast<std::uint64_t>(m.snap.conf.addresses.size()));
             for (const auto& [id, a] : m.snap.conf.addresses) {
@@ -115,13 +117,21 @@ struct cereal_codec {
             if (partial > 1) return fail(why, "bad snap_partial flag " + std::to_string(partial));
             m.snap_partial = partial != 0;
             m.snap_data = get_bytes(ar, buf, owner);
-            if (buf.remaining() != 0) {  // the trailer: member addresses
+            if (buf.remaining() != 0 && m.type == message_type::snapshot) {
+                // The trailer: the snapshot configuration's member addresses.
                 const std::uint64_t n = get_count(ar, buf, 16, "address");
                 if (n == 0) return fail(why, "an empty address trailer");
+                const auto& c = m.snap.conf;
+                const auto in = [](const std::vector<node_id>& ids, node_id id) {
+                    return std::find(ids.begin(), ids.end(), id) != ids.end();
+                };
                 for (std::uint64_t i = 0; i < n; ++i) {
                     node_id id = no_node;
                     ar(id);
                     auto a = get_bytes(ar, buf, owner);
+                    if (!in(c.voters, id) && !in(c.voters_outgoing, id) && !in(c.learners, id))
+                        return fail(why, "an address for node " + std::to_string(id) +
+                                             ", not a member of the snapshot's configuration");
                     if (!m.snap.conf.addresses.emplace(id, a.str()).second)
                         return fail(why, "node " + std::to_string(id) + "'s address given twice");
                 }

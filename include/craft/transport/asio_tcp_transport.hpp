@@ -66,7 +66,8 @@ struct tcp_endpoint {
         return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
     }
     /// Parses "host:port" (or "[v6-host]:port"); nothing, with `why` saying what is wrong,
-    /// when it is not one. The host is not resolved here.
+    /// when it is not one. The host must be an IP address: the transport resolves no names
+    /// (a name would only fail later, at every dial).
     static std::optional<tcp_endpoint> parse(std::string_view s, std::string* why = nullptr) {
         const auto fail = [&](std::string w) -> std::optional<tcp_endpoint> {
             if (why) *why = "'" + std::string(s) + "': " + std::move(w) + " (expected host:port)";
@@ -78,6 +79,11 @@ struct tcp_endpoint {
         if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
             host = host.substr(1, host.size() - 2);
         if (host.empty()) return fail("no host");
+        std::error_code bad_ip;
+        (void)asio::ip::make_address(std::string(host), bad_ip);
+        if (bad_ip)
+            return fail("'" + std::string(host) +
+                        "' is not an IP address (names are not resolved)");
         unsigned long n = 0;
         const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), n);
         if (ec != std::errc() || end != port.data() + port.size() || port.empty())
@@ -90,7 +96,8 @@ struct tcp_endpoint {
 };
 
 /// Parses "1=host:port,2=host:port" (an address book, as `node_options::peers` holds); nothing,
-/// with `why` naming the item that is wrong, when it is not one. Empty input: an empty book.
+/// with `why` naming the item that is wrong and what was expected, when it is not one. Empty
+/// input: an empty book.
 inline std::optional<std::map<node_id, tcp_endpoint>> parse_peer_list(std::string_view s,
                                                                       std::string* why = nullptr) {
     std::map<node_id, tcp_endpoint> out;
@@ -103,19 +110,22 @@ inline std::optional<std::map<node_id, tcp_endpoint>> parse_peer_list(std::strin
         const std::string_view item = s.substr(0, comma);
         more = comma != std::string_view::npos;
         s = more ? s.substr(comma + 1) : std::string_view();
-        if (item.empty()) return fail("an empty item (a comma too many?)");
+        if (item.empty())
+            return fail("an empty item (expected id=host:port,... without a comma too many)");
         const auto eq = item.find('=');
         if (eq == std::string_view::npos)
-            return fail("'" + std::string(item) + "': not id=host:port");
+            return fail("'" + std::string(item) +
+                        "': not id=host:port (expected id=host:port,...)");
         node_id id = no_node;
         const auto [end, ec] = std::from_chars(item.data(), item.data() + eq, id);
         if (ec != std::errc() || end != item.data() + eq || id == no_node)
-            return fail("'" + std::string(item) + "': bad node id (a positive integer)");
+            return fail("'" + std::string(item) + "': bad node id (expected a positive integer)");
         std::string bad;
         auto ep = tcp_endpoint::parse(item.substr(eq + 1), &bad);
         if (!ep) return fail("node " + std::to_string(id) + ": " + bad);
         if (!out.emplace(id, std::move(*ep)).second)
-            return fail("node " + std::to_string(id) + " is given twice");
+            return fail("node " + std::to_string(id) +
+                        " is given twice (expected one address each)");
     }
     return out;
 }
@@ -124,10 +134,13 @@ inline std::optional<std::map<node_id, tcp_endpoint>> parse_peer_list(std::strin
 class asio_tcp_transport {
 public:
     struct options {
-        node_id id = no_node;                   ///< This node.
-        std::uint64_t cluster_id = 0;           ///< Connections from another cluster are refused.
-        tcp_endpoint listen;                    ///< Port 0 picks a free port (see `local_port()`).
-        std::map<node_id, tcp_endpoint> peers;  ///< Every other member.
+        node_id id = no_node;          ///< This node.
+        std::uint64_t cluster_id = 0;  ///< Connections from another cluster are refused.
+        tcp_endpoint listen;           ///< Port 0 picks a free port (see `local_port()`).
+        /// "host:port" where peers reach this node, told in every handshake so that a peer
+        /// that does not know this node yet can answer it (empty: `listen`'s).
+        std::string advertise;
+        std::map<node_id, tcp_endpoint> peers;        ///< Every other member.
         std::size_t max_frame_bytes = 64u << 20;      ///< Larger frames close the connection.
         std::size_t max_queue_messages = 65'536;      ///< Per peer; beyond it, drop new ones.
         std::size_t max_queue_bytes = 256u << 20;     ///< Per peer, payload bytes.
@@ -181,6 +194,9 @@ public:
                                  std::to_string(opt_.listen.port) + ": " + ec.message());
         }
         local_port_ = e_->acceptor.local_endpoint().port();
+        advertise_ = opt_.advertise.empty()
+                         ? tcp_endpoint{opt_.listen.host, local_port_}.to_string()
+                         : opt_.advertise;
         stopped_ = false;
         e_->work.emplace(asio::make_work_guard(e_->io));
         accept();
@@ -277,14 +293,19 @@ public:
                 read_buffer_bytes_.load(std::memory_order_relaxed)};
     }
 
-    /// The handshake frame payload that `from` sends to `to` (public for tests and fuzzing).
-    static std::string handshake(std::uint64_t cluster, node_id from, node_id to) {
+    /// The handshake frame payload that `from` sends to `to`, with the address where `from`
+    /// is reached (at most `max_address_bytes`; public for tests and fuzzing).
+    static std::string handshake(std::uint64_t cluster, node_id from, node_id to,
+                                 std::string_view address = {}) {
+        address = address.substr(0, max_address_bytes);
         std::string h = "CRFT";
         h.push_back(static_cast<char>(cereal_codec::version & 0xff));
         h.push_back(static_cast<char>(cereal_codec::version >> 8));
         core::detail::put_u64(h, cluster);
         core::detail::put_u64(h, from);
         core::detail::put_u64(h, to);
+        h.push_back(static_cast<char>(address.size()));
+        h.append(address);
         return h;
     }
     /// A whole frame around `payload`.
@@ -316,19 +337,30 @@ public:
         std::uint64_t cluster = 0;
         node_id from = no_node;
         node_id to = no_node;
+        std::string_view address;  ///< Where `from` is reached (in the parsed payload).
     };
-    /// Bytes of a handshake payload.
-    static constexpr std::size_t handshake_size = 30;
-    /// Parses a handshake payload, or nothing when it is not one.
+    /// Bytes of a handshake payload: the fixed part (magic, version, cluster, from, to, the
+    /// address's length), then the address. Version 1 had no address: 30 bytes.
+    static constexpr std::size_t handshake_size = 31;
+    static constexpr std::size_t max_address_bytes = 255;
+    static constexpr std::size_t max_handshake_size = handshake_size + max_address_bytes;
+    /// Parses a handshake payload, or nothing when it is not one. The magic and version come
+    /// first in every version, so another version's handshake parses far enough to be named.
     static std::optional<handshake_fields> parse_handshake(std::string_view h) {
-        if (h.size() != handshake_size || h.substr(0, 4) != "CRFT") return std::nullopt;
+        if (h.size() < 30 || h.size() > max_handshake_size || h.substr(0, 4) != "CRFT")
+            return std::nullopt;
         handshake_fields f;
         f.version = static_cast<std::uint16_t>(static_cast<unsigned char>(h[4]) |
                                                (static_cast<unsigned char>(h[5]) << 8));
+        if (f.version != cereal_codec::version) return f;
+        if (h.size() < handshake_size) return std::nullopt;
         std::string_view rest = h.substr(6);
         core::detail::get_u64(rest, f.cluster);
         core::detail::get_u64(rest, f.from);
         core::detail::get_u64(rest, f.to);
+        const auto n = static_cast<unsigned char>(rest[0]);
+        if (rest.size() != 1u + n) return std::nullopt;
+        f.address = rest.substr(1);
         return f;
     }
 
@@ -445,7 +477,7 @@ private:
                 p.connected = p.writing = true;
                 p.drop_reported = false;
                 p.out.clear();
-                put_frame(p.out, handshake(opt_.cluster_id, opt_.id, p.id));
+                put_frame(p.out, handshake(opt_.cluster_id, opt_.id, p.id, advertise_));
             }
             ++p.generation;
             watch(p);
@@ -627,7 +659,7 @@ private:
     void read_more(const std::shared_ptr<connection>& c) {
         // Before the handshake, a buffer for the handshake alone: an unknown connection
         // costs next to nothing.
-        const std::size_t chunk = c->from == no_node ? 8 + handshake_size : read_chunk;
+        const std::size_t chunk = c->from == no_node ? 8 + max_handshake_size : read_chunk;
         if (!c->buf || c->cap - c->end < std::min(chunk, min_read_room)) {
             const std::size_t pending = c->end - c->begin;
             std::size_t need = 8;  // bytes of the next frame (its header, until that is read)
@@ -677,7 +709,7 @@ private:
                         return refuse(
                             c, "frame of " + std::to_string(h.length) + " bytes exceeds the " +
                                    std::to_string(opt_.max_frame_bytes) + "-byte maximum");
-                    if (c->from == no_node && h.length != handshake_size)
+                    if (c->from == no_node && (h.length < 30 || h.length > max_handshake_size))
                         return refuse(c, "first frame of " + std::to_string(h.length) +
                                              " bytes is not a handshake");
                     if (c->end - c->begin < 8 + std::size_t{h.length}) break;
@@ -712,8 +744,11 @@ private:
         return true;
     }
 
-    /// Why the handshake is refused, or nothing; sets `from` when accepted.
-    std::optional<std::string> check_handshake(std::string_view h, node_id& from) const {
+    /// Why the handshake is refused, or nothing; sets `from` when accepted. A node of this
+    /// cluster that is not among the peers (one added to the membership since this node
+    /// last learned of it, which it learns only from that node if it leads) becomes one at
+    /// the address it gives, so that it can be answered (I/O thread).
+    std::optional<std::string> check_handshake(std::string_view h, node_id& from) {
         const auto f = parse_handshake(h);
         if (!f) return "not a craft handshake";
         if (f->version != cereal_codec::version)
@@ -727,9 +762,37 @@ private:
         if (target != opt_.id)
             return "handshake for node " + std::to_string(target) + ", this is node " +
                    std::to_string(opt_.id);
-        if (!find_peer(sender)) return "unknown node id " + std::to_string(sender);
+        if (sender == opt_.id || sender == no_node)
+            return "handshake from node " + std::to_string(sender) + ", this is node " +
+                   std::to_string(opt_.id);
+        if (!find_peer(sender)) {
+            std::string why;
+            auto ep = tcp_endpoint::parse(f->address, &why);
+            if (!ep)
+                return "unknown node id " + std::to_string(sender) +
+                       (f->address.empty() ? " (it gave no address)"
+                                           : " (its address " + why + ")");
+            log(log_level::info, "node " + std::to_string(sender) + " (at " + ep->to_string() +
+                                     ", not in the address book) connected: answering there");
+            add_peer_here(sender, *ep);
+        }
         from = sender;
         return std::nullopt;
+    }
+
+    /// Adds a peer on the I/O thread (which must not take `e_mutex_`: stop() holds it while
+    /// joining this thread).
+    void add_peer_here(node_id id, const tcp_endpoint& ep) {
+        peer* p = nullptr;
+        {
+            std::unique_lock lock(peers_mutex_);
+            opt_.peers.insert_or_assign(id, ep);
+            auto& drops = dropped_[id];
+            if (e_->peers.count(id)) return;
+            p = e_->peers.emplace(id, std::make_unique<peer>(e_->io, id, ep, drops))
+                    .first->second.get();
+        }
+        connect(*p);
     }
 
     /// One run of the transport, from start to stop.
@@ -763,6 +826,7 @@ private:
     std::atomic<std::uint64_t> msgs_sent_{0}, bytes_sent_{0}, msgs_received_{0}, bytes_received_{0};
     std::atomic<std::uint64_t> read_buffer_bytes_{0};
     std::atomic<std::uint16_t> local_port_{0};
+    std::string advertise_;  // set by start(), before the I/O thread runs
     std::minstd_rand rng_{std::random_device{}()};
 };
 
