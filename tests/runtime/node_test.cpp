@@ -697,7 +697,10 @@ TEST_CASE(
     CHECK(leader.status().raft.conf.index == conf.index);
     REQUIRE(eventually([&] { return extra[0]->status().raft.conf.is_voter(4); }));
     for (int k = 0; k < 10; ++k) REQUIRE(leader.propose(shared_bytes("1")).get().ok());
-    CHECK(eventually([&] { return sm[0].total == 10; }));
+    CHECK(eventually([&] {  // (read on its apply thread)
+        auto r = extra[0]->read([](const counter& c) { return c.total; }).get();
+        return r.ok() && r.value == 10;
+    }));
 
     // The leader takes itself out and steps down; the others go on.
     REQUIRE(leader.remove_member(l).get().ok());
