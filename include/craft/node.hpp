@@ -580,27 +580,14 @@ public:
     std::future<craft::status> change_membership(
         std::vector<node_id> voters, std::vector<node_id> learners = {},
         const std::map<node_id, tcp_endpoint>& addresses = {}) {
-        auto p = std::make_shared<std::promise<craft::status>>();
-        auto fut = p->get_future();
         configuration target;
         target.voters = std::move(voters);
         target.learners = std::move(learners);
         for (const auto& [n, ep] : addresses) target.addresses.emplace(n, ep.to_string());
-        if (auto why = invalid_membership(target)) {
-            p->set_value(craft::status::error("craft: membership change refused: " + *why));
-            return fut;
-        }
+        if (auto why = invalid_membership(target))
+            return submit_conf_change({}, "craft: membership change refused: " + *why);
         target.normalize();
-        {
-            std::lock_guard l(inbox_mutex_);
-            if (running_ && !stopping_) {
-                inbox_.conf_changes.push_back({conf_request(std::move(target)), p});
-                if (!core_busy_) inbox_cv_.notify_one();
-                return fut;
-            }
-        }
-        p->set_value(craft::status::error("craft: node is not running"));
-        return fut;
+        return submit_conf_change(std::move(target));
     }
 
     /// Adds node `id` as a learner (it receives the log and never votes) to the membership in
@@ -1473,16 +1460,24 @@ private:
     }
 
     std::future<craft::status> edit_membership(membership_edit e) {
+        if (e.id == no_node)
+            return submit_conf_change({}, "craft: membership change refused: node id 0");
+        return submit_conf_change(std::move(e));
+    }
+
+    /// Hands `req` to the core; the future is its outcome. With `refused`, refuses it now.
+    std::future<craft::status> submit_conf_change(conf_request req,
+                                                  const std::string& refused = {}) {
         auto p = std::make_shared<std::promise<craft::status>>();
         auto fut = p->get_future();
-        if (e.id == no_node) {
-            p->set_value(craft::status::error("craft: membership change refused: node id 0"));
+        if (!refused.empty()) {
+            p->set_value(craft::status::error(refused));
             return fut;
         }
         {
             std::lock_guard l(inbox_mutex_);
             if (running_ && !stopping_) {
-                inbox_.conf_changes.push_back({conf_request(std::move(e)), p});
+                inbox_.conf_changes.push_back({std::move(req), p});
                 if (!core_busy_) inbox_cv_.notify_one();
                 return fut;
             }
