@@ -340,14 +340,17 @@ public:
         std::string_view address;  ///< Where `from` is reached (in the parsed payload).
     };
     /// Bytes of a handshake payload: the fixed part (magic, version, cluster, from, to, the
-    /// address's length), then the address. Version 1 had no address: 30 bytes.
+    /// address's length), then the address. Version 1 had no address: 30 bytes, the least
+    /// any version sends.
     static constexpr std::size_t handshake_size = 31;
+    static constexpr std::size_t min_handshake_size = 30;
     static constexpr std::size_t max_address_bytes = 255;
     static constexpr std::size_t max_handshake_size = handshake_size + max_address_bytes;
     /// Parses a handshake payload, or nothing when it is not one. The magic and version come
     /// first in every version, so another version's handshake parses far enough to be named.
     static std::optional<handshake_fields> parse_handshake(std::string_view h) {
-        if (h.size() < 30 || h.size() > max_handshake_size || h.substr(0, 4) != "CRFT")
+        if (h.size() < min_handshake_size || h.size() > max_handshake_size ||
+            h.substr(0, 4) != "CRFT")
             return std::nullopt;
         handshake_fields f;
         f.version = static_cast<std::uint16_t>(static_cast<unsigned char>(h[4]) |
@@ -709,7 +712,8 @@ private:
                         return refuse(
                             c, "frame of " + std::to_string(h.length) + " bytes exceeds the " +
                                    std::to_string(opt_.max_frame_bytes) + "-byte maximum");
-                    if (c->from == no_node && (h.length < 30 || h.length > max_handshake_size))
+                    if (c->from == no_node &&
+                        (h.length < min_handshake_size || h.length > max_handshake_size))
                         return refuse(c, "first frame of " + std::to_string(h.length) +
                                              " bytes is not a handshake");
                     if (c->end - c->begin < 8 + std::size_t{h.length}) break;
