@@ -215,10 +215,7 @@ public:
                                          (address ? "a node being removed needs none" : why)),
                                      {}, 400);
                 }
-                const node_id id = ids[0];
-                membership_reply(res, what == edit::add_learner ? node_.add_learner(id, address)
-                                      : what == edit::add_voter ? node_.add_voter(id, address)
-                                                                : node_.remove_member(id));
+                membership_reply(res, node_.edit_membership({what, ids[0], address}));
             });
         }
     }

@@ -22,6 +22,7 @@
 
 #include <httplib.h>
 #include <CLI/CLI.hpp>
+#include <craft/transport/asio_tcp_transport.hpp>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -186,13 +187,9 @@ int main(int argc, char** argv) {
         c->add_option("--address", raft_address,
                       "host:port of the node's Raft port (its --peers entry), recorded in the "
                       "configuration for every member; needed unless the members' --peers list it")
-            ->check([](const std::string& a) {
-                try {
-                    parse_address(a);
-                    return std::string();
-                } catch (const CLI::ValidationError& e) {
-                    return std::string(e.what());
-                }
+            ->check([](const std::string& a) {  // the rule the node applies
+                std::string why;
+                return craft::tcp_endpoint::parse(a, &why) ? std::string() : why;
             });
     std::vector<unsigned long long> voters, learners;
     auto* mb = app.add_subcommand("membership", "set the voters and learners whole");

@@ -613,6 +613,12 @@ public:
     std::future<craft::status> remove_member(node_id id) {
         return edit_membership({membership_edit::kind::remove, id, std::nullopt});
     }
+    /// One of the three above, as `e` says (for callers that take the kind as data).
+    std::future<craft::status> edit_membership(membership_edit e) {
+        if (e.id == no_node)
+            return submit_conf_change({}, "craft: membership change refused: node id 0");
+        return submit_conf_change(std::move(e));
+    }
 
     /// Takes a snapshot now (on the apply thread, between two applies) and compacts the log
     /// behind it, as the automatic snapshots do. The future holds ok (also when the newest
@@ -1457,12 +1463,6 @@ private:
             if constexpr (requires(transport_type & t) { t.set_peer(n, *ep); })
                 if (transport_) transport_->set_peer(n, *ep);
         }
-    }
-
-    std::future<craft::status> edit_membership(membership_edit e) {
-        if (e.id == no_node)
-            return submit_conf_change({}, "craft: membership change refused: node id 0");
-        return submit_conf_change(std::move(e));
     }
 
     /// Hands `req` to the core; the future is its outcome. With `refused`, refuses it now.
