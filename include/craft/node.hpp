@@ -346,7 +346,7 @@ public:
         was_leader_ = false;
         following_ = no_node;
         apply_backlog_ = 0;
-        write_failed_ = false;
+        batch_failed_ = false;
         bytes_since_snapshot_ = 0;
         last_snapshot_time_ = clock::now();
         if (rec.loaded) set_snapshot(*rec.loaded);
@@ -1138,7 +1138,7 @@ private:
                         apply_backlog_ < max_apply_backlog && raw_->has_ready();
              ++k) {
             outstanding_ = begin_ready();
-            if (write_failed_) return false;
+            if (batch_failed_) return false;
         }
         send_held_messages();
         if (conf_change_) step_conf_change(now);  // after this step's batches advanced
@@ -1656,6 +1656,11 @@ private:
     /// the step (send_held_messages), after the write is handed over.
     bool begin_ready() {
         core::ready rd = raw_->get_ready();
+        if (rd.fault) {  // nothing of this batch is written; a restart meets the same entry
+            batch_failed_ = true;
+            fail(craft::status::error("craft: cannot go on: " + *rd.fault));
+            return false;
+        }
         if (rd.conf) learn_addresses(*rd.conf);  // before this batch's messages go out
         if (rd.soft && rd.soft->role != core::role::leader) xfer_->stop_sending();
         if (rd.soft) {
@@ -1706,7 +1711,7 @@ private:
         unwritten_hard_.reset();
         if constexpr (inline_writes) {  // no I/O to wait for: no log-thread hand-off
             if (auto st = write_ready(rd); !st) {
-                write_failed_ = true;
+                batch_failed_ = true;
                 fail(st);
                 return false;
             }
@@ -2137,8 +2142,8 @@ private:
     static constexpr bool early_applies = !has_last_applied<StateMachine>;
     /// A store declaring `inline_writes` (memory_log_store) is written on the core thread.
     static constexpr bool inline_writes = requires { requires log_store_type::inline_writes; };
-    static constexpr int max_batches_per_step = 8;        // ready batches finished per core step
-    bool write_failed_ = false;                           // an inline write failed (core thread)
+    static constexpr int max_batches_per_step = 8;  // ready batches finished per core step
+    bool batch_failed_ = false;  // a batch failed: an inline write, or a core fault (core thread)
     static constexpr std::size_t max_apply_backlog = 64;  // ready batches queued for applying
     std::atomic<std::size_t> apply_backlog_{0};
 

@@ -570,6 +570,65 @@ TEST_CASE("configuration: members' addresses round-trip; bytes without them read
     CHECK_FALSE(core::decode_configuration(shared_bytes(none)));
 }
 
+TEST_CASE("configuration: a malformed encoding is refused with its reason") {
+    auto why_of = [](std::string bytes) {
+        std::string why;
+        CHECK_FALSE(core::decode_configuration(shared_bytes(std::move(bytes)), &why));
+        return why;
+    };
+    CHECK(why_of("") == "empty configuration entry");
+    CHECK(why_of("\x09") == "configuration encoding version 9, this build reads 1 and 2");
+    configuration c;
+    c.voters = {1, 2};
+    const std::string full(core::encode_configuration(c).str());
+    CHECK(why_of(full.substr(0, 5)).find("cut short") != std::string::npos);
+    CHECK(why_of(full + "xy") == "configuration entry with 2 bytes after its end");
+    std::string zero = full;
+    zero[1 + 8] = 0;  // the first voter is node 0
+    CHECK(why_of(zero) == "configuration entry names node 0");
+}
+
+TEST_CASE("configuration: a committed entry the core cannot decode halts it before that entry") {
+    // Node 2 of {1, 2} holds entries 1..2; leader 1 sends entry 3, a configuration in an
+    // encoding this build does not know (a newer build's), and entry 4, and commits both.
+    peer p(opts(2, {1, 2}), {1, 1});
+    auto m = msg(message_type::append, 1, 2, 1);
+    m.index = 2;
+    m.log_term = 1;
+    m.commit = 4;
+    m.entries = {entry{1, 3, entry_type::configuration, shared_bytes(std::string("\x07\x00"))},
+                 entry{1, 4, entry_type::normal, shared_bytes(std::string("after"))}};
+    p.node->step(m);
+    // The batch that brings the configuration entry is cut before it (its commit goes first).
+    std::vector<entry> applied;
+    std::optional<std::string> fault;
+    for (int k = 0; k < 4 && p.node->has_ready(); ++k) {
+        auto rd = p.node->get_ready();
+        applied.insert(applied.end(), rd.committed.begin(), rd.committed.end());
+        if (rd.fault) {
+            fault = rd.fault;
+            break;
+        }
+        log_write w;
+        w.entries = rd.entries;
+        if (rd.hard) w.hard = &*rd.hard;
+        if (rd.conf) w.conf = &*rd.conf;
+        REQUIRE(p.store->write(w).ok());
+        p.node->advance();
+    }
+    REQUIRE(fault);
+    CHECK(*fault ==
+          "committed configuration entry 3 (term 1): configuration encoding version 7, this "
+          "build reads 1 and 2");
+    REQUIRE(applied.size() == 2);  // entries 1 and 2; neither 3 nor anything after it
+    CHECK(applied.back().index == 2);
+    CHECK(p.r().conf().voters == std::vector<node_id>{1, 2});  // the membership it knew
+    CHECK_FALSE(p.node->has_ready());                          // it hands out nothing more
+    p.node->step(m);
+    p.node->tick();
+    CHECK_FALSE(p.node->has_ready());
+}
+
 TEST_CASE("configuration: a change keeps the addresses in force; a removed member's go") {
     net n(3);
     n.elect(1);

@@ -52,34 +52,51 @@ inline constexpr char conf_codec_version_addresses = 2;
     return shared_bytes(out);
 }
 
-/// Decodes bytes made by `encode_configuration`; nothing when they are malformed.
-[[nodiscard]] inline std::optional<configuration> decode_configuration(const shared_bytes& b) {
-    std::string_view in = b.str();
-    if (in.empty() ||
-        (in.front() != conf_codec_version && in.front() != conf_codec_version_addresses))
+/// Decodes bytes made by `encode_configuration`; nothing when they are malformed, with the
+/// reason in `*why` when given (an unknown version names it: a newer build's entry).
+[[nodiscard]] inline std::optional<configuration> decode_configuration(const shared_bytes& b,
+                                                                       std::string* why = nullptr) {
+    const auto bad = [why](std::string reason) -> std::optional<configuration> {
+        if (why) *why = std::move(reason);
         return std::nullopt;
+    };
+    std::string_view in = b.str();
+    if (in.empty()) return bad("empty configuration entry");
+    if (in.front() != conf_codec_version && in.front() != conf_codec_version_addresses)
+        return bad("configuration encoding version " +
+                   std::to_string(static_cast<unsigned char>(in.front())) + ", this build reads " +
+                   std::to_string(int{conf_codec_version}) + " and " +
+                   std::to_string(int{conf_codec_version_addresses}));
     const bool with_addresses = in.front() == conf_codec_version_addresses;
     in.remove_prefix(1);
     configuration c;
     for (auto* v : {&c.voters, &c.voters_outgoing, &c.learners}) {
         std::uint64_t n = 0;
-        if (!detail::get_u64(in, n) || n > in.size() / 8) return std::nullopt;
+        if (!detail::get_u64(in, n) || n > in.size() / 8)
+            return bad("configuration entry cut short in its member lists");
         v->resize(n);
-        for (auto& id : *v)
-            if (!detail::get_u64(in, id) || id == no_node) return std::nullopt;
+        for (auto& id : *v) {
+            if (!detail::get_u64(in, id)) return bad("configuration entry cut short");
+            if (id == no_node) return bad("configuration entry names node 0");
+        }
     }
     if (with_addresses) {
         std::uint64_t n = 0;
-        if (!detail::get_u64(in, n) || n == 0 || n > in.size() / 16) return std::nullopt;
+        if (!detail::get_u64(in, n) || n == 0 || n > in.size() / 16)
+            return bad("configuration entry with a malformed address count");
         for (std::uint64_t i = 0; i < n; ++i) {
             std::uint64_t id = 0, len = 0;
-            if (!detail::get_u64(in, id) || !detail::get_u64(in, len) || len > in.size() ||
-                !c.addresses.emplace(id, std::string(in.substr(0, len))).second)
-                return std::nullopt;
+            if (!detail::get_u64(in, id) || !detail::get_u64(in, len) || len > in.size())
+                return bad("configuration entry cut short in its addresses");
+            if (!c.addresses.emplace(id, std::string(in.substr(0, len))).second)
+                return bad("configuration entry gives node " + std::to_string(id) +
+                           " two addresses");
             in.remove_prefix(len);
         }
     }
-    if (!in.empty()) return std::nullopt;
+    if (!in.empty())
+        return bad("configuration entry with " + std::to_string(in.size()) +
+                   " bytes after its end");
     c.normalize();
     return c;
 }

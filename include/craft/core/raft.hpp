@@ -306,15 +306,19 @@ public:
     }
 
     /// A committed configuration entry is handed out for applying: it takes effect now.
-    void apply_configuration_entry(const entry& e) {
-        if (e.index <= conf_.index) return;  // already in force (re-applied after a restart)
-        auto c = decode_configuration(e.data);
-        if (!c) return;  // validated at proposal; a follower cannot have accepted garbage
+    /// False, with the reason in `why`, when its bytes cannot be decoded (validated at
+    /// proposal, so another build's entry or damage the store did not catch): this node can
+    /// no longer know its membership, and must stop rather than skip it.
+    bool apply_configuration_entry(const entry& e, std::string& why) {
+        if (e.index <= conf_.index) return true;  // already in force (re-applied after a restart)
+        auto c = decode_configuration(e.data, &why);
+        if (!c) return false;
         c->index = e.index;
         set_configuration(*c);
-        if (role_ != role::leader) return;
+        if (role_ != role::leader) return true;
         maybe_commit();
         maybe_step_down_removed();
+        return true;
     }
 
     /// Committed entries were handed out up to `i`.

@@ -46,6 +46,10 @@ struct ready {
     /// `hard` state now, even one that only moves the commit, which a runtime may otherwise
     /// defer to a later write.
     bool hard_first = false;
+    /// Set when the core cannot go on: a committed configuration entry it cannot decode
+    /// (`committed` stops before it). Write nothing of this batch and stop the node with this
+    /// reason; the core hands out nothing more. A restart meets the same entry again.
+    std::optional<std::string> fault;
 
     /// How many of `committed` (a prefix) may be applied before this batch is written: those
     /// stored by earlier batches; none when a configuration entry is among them (its
@@ -137,7 +141,7 @@ public:
 
     /// True when `ready()` has work (and no earlier batch awaits `advance()`).
     [[nodiscard]] bool has_ready() const {
-        if (outstanding_) return false;
+        if (outstanding_ || faulted_) return false;
         const auto& log = r_.log();
         return r_.has_messages() || !log.unstable().entries().empty() ||
                log.unstable().pending_snapshot() || log.has_next_committed() ||
@@ -157,8 +161,17 @@ public:
         rd.committed = log.next_committed(cut ? stored : max_index);
         // Committed configuration changes take effect as they are handed out, so the new
         // membership is persisted in this same batch, before anything is applied.
-        for (const auto& e : rd.committed)
-            if (e.type == entry_type::configuration) r_.apply_configuration_entry(e);
+        for (std::size_t k = 0; k < rd.committed.size(); ++k) {
+            const entry& e = rd.committed[k];
+            std::string why;
+            if (e.type != entry_type::configuration || r_.apply_configuration_entry(e, why))
+                continue;
+            rd.committed.resize(k);
+            rd.fault = "committed configuration entry " + std::to_string(e.index) + " (term " +
+                       std::to_string(e.term) + "): " + why;
+            faulted_ = true;
+            return rd;
+        }
         if (const auto& s = log.unstable().pending_snapshot()) rd.snap = *s;
         const soft_state ss{r_.leader(), r_.role()};
         if (ss != prev_soft_) rd.soft = ss;
@@ -266,6 +279,7 @@ private:
     std::uint64_t prev_conf_version_;
     pending pending_;
     bool outstanding_ = false;
+    bool faulted_ = false;  ///< A ready reported a fault: nothing more is handed out.
     std::optional<std::pair<index_t, term_t>> cleared_;  ///< Cut once already (see above).
     std::vector<message> held_after_persist_;            ///< Wait for the rest of a cut batch.
     term_t held_term_ = 0;                               ///< The term they were held in.

@@ -565,6 +565,7 @@ private:
 
     void begin_write(node& n) {
         core::ready rd = n.raft->get_ready();
+        if (rd.fault) return fail("node " + std::to_string(n.id) + " halted: " + *rd.fault);
         if (rd.soft && rd.soft->role != core::role::leader) n.xfer->stop_sending();
         for (auto& m : rd.messages) send(n, std::move(m));
         rd.messages.clear();
