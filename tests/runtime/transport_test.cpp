@@ -319,6 +319,48 @@ TEST_CASE(
     CHECK(b.rejected_connections() == 0);
 }
 
+TEST_CASE("transport: nodes missing from the address book are answered up to a limit") {
+    endpoint_pair p;
+    auto o2 = p.opts(2);
+    o2.peers.clear();
+    o2.max_unlisted_peers = 2;
+    test::capture_logger logs2;
+    asio_tcp_transport b(o2, [&](log_level l, std::string_view s) { logs2.log(l, s); });
+    REQUIRE(b.start(p.collect()).ok());
+    // Strangers of the cluster, each giving an address where nothing listens (so dialling
+    // them fails and is retried: the place stays taken).
+    asio::io_context io;
+    std::vector<asio::ip::tcp::socket> socks;
+    auto hello = [&](node_id from) {
+        auto& s = socks.emplace_back(io);
+        s.connect({asio::ip::make_address("127.0.0.1"), p.peers.at(2).port});
+        const std::string addr = "127.0.0.1:" + std::to_string(test::free_port());
+        asio::write(s, asio::buffer(asio_tcp_transport::frame(
+                           asio_tcp_transport::handshake(7, from, 2, addr))));
+    };
+    hello(5);
+    hello(6);
+    REQUIRE(test::eventually([&] {
+        return logs2.matching("not in the address book) connected: answering there").size() == 2;
+    }));
+    hello(8);
+    CHECK(test::eventually([&] {
+        return logs2
+                   .matching(
+                       "unknown node id 8: 2 nodes not in the address book are answered "
+                       "already (transport option max_unlisted_peers)")
+                   .size() == 1;
+    }));
+    CHECK(b.rejected_connections() == 1);
+    // A node the address book lists (as the node does once the log names it) takes no place.
+    b.set_peer(5, {"127.0.0.1", test::free_port()});
+    hello(8);
+    CHECK(test::eventually([&] {
+        return logs2.matching("node 8 (at ").size() == 1;  // answered now
+    }));
+    CHECK(b.rejected_connections() == 1);
+}
+
 TEST_CASE("transport: handshakes of another version, or without a parsable address, are named") {
     const std::string h = asio_tcp_transport::handshake(7, 1, 2, "10.0.0.1:7001");
     const auto f = asio_tcp_transport::parse_handshake(h);

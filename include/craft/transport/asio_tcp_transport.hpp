@@ -147,6 +147,10 @@ public:
         std::chrono::milliseconds backoff_min{20};    ///< First reconnect delay...
         std::chrono::milliseconds backoff_max{1000};  ///< ...doubling up to this, with jitter.
         std::chrono::milliseconds handshake_timeout{2000};
+        /// Nodes not in `peers` (nor given by `set_peer`) that this node answers at the
+        /// address their handshake gives, at most; beyond that, such handshakes are refused
+        /// (the cluster id is no password: this bounds what strangers can make it dial).
+        std::size_t max_unlisted_peers = 64;
     };
 
     asio_tcp_transport(options o, log_sink log = {}) : opt_(std::move(o)), log_(std::move(log)) {
@@ -214,6 +218,7 @@ public:
         std::unique_lock lock(peers_mutex_);
         if (auto it = opt_.peers.find(id); it != opt_.peers.end() && it->second == ep) return;
         opt_.peers.insert_or_assign(id, ep);
+        unlisted_.erase(id);  // listed now: its place among the unlisted is free
         auto& drops = dropped_[id];
         if (!e_ || stopped_) return;  // start() makes it from opt_.peers
         auto it = e_->peers.find(id);
@@ -346,6 +351,9 @@ public:
     static constexpr std::size_t min_handshake_size = 30;
     static constexpr std::size_t max_address_bytes = 255;
     static constexpr std::size_t max_handshake_size = handshake_size + max_address_bytes;
+    /// Refusals logged once are remembered (by host and reason) up to this many, then
+    /// forgotten together: a stranger trying endless ids costs bounded memory.
+    static constexpr std::size_t max_logged_refusals = 1024;
     /// Parses a handshake payload, or nothing when it is not one. The magic and version come
     /// first in every version, so another version's handshake parses far enough to be named.
     static std::optional<handshake_fields> parse_handshake(std::string_view h) {
@@ -642,6 +650,7 @@ private:
         if (!c->socket.is_open()) return;
         ++rejected_;
         const std::string host = c->remote.substr(0, c->remote.rfind(':'));
+        if (once && logged_.size() >= max_logged_refusals) logged_.clear();  // bounded memory
         if (!once || logged_.insert(host + " " + why).second)
             log(log_level::warn, "closed connection from " + c->remote +
                                      (c->from ? " (node " + std::to_string(c->from) + ")" : "") +
@@ -776,27 +785,35 @@ private:
                 return "unknown node id " + std::to_string(sender) +
                        (f->address.empty() ? " (it gave no address)"
                                            : " (its address " + why + ")");
+            if (!add_unlisted_peer(sender, *ep))
+                return "unknown node id " + std::to_string(sender) + ": " +
+                       std::to_string(opt_.max_unlisted_peers) +
+                       " nodes not in the address book are answered already "
+                       "(transport option max_unlisted_peers)";
             log(log_level::info, "node " + std::to_string(sender) + " (at " + ep->to_string() +
                                      ", not in the address book) connected: answering there");
-            add_peer_here(sender, *ep);
         }
         from = sender;
         return std::nullopt;
     }
 
-    /// Adds a peer on the I/O thread (which must not take `e_mutex_`: stop() holds it while
-    /// joining this thread).
-    void add_peer_here(node_id id, const tcp_endpoint& ep) {
+    /// Adds a peer that is not in the address book on the I/O thread (which must not take
+    /// `e_mutex_`: stop() holds it while joining this thread); false when
+    /// `max_unlisted_peers` are answered already.
+    bool add_unlisted_peer(node_id id, const tcp_endpoint& ep) {
         peer* p = nullptr;
         {
             std::unique_lock lock(peers_mutex_);
+            if (unlisted_.size() >= opt_.max_unlisted_peers) return false;
+            unlisted_.insert(id);
             opt_.peers.insert_or_assign(id, ep);
             auto& drops = dropped_[id];
-            if (e_->peers.count(id)) return;
+            if (e_->peers.count(id)) return true;
             p = e_->peers.emplace(id, std::make_unique<peer>(e_->io, id, ep, drops))
                     .first->second.get();
         }
         connect(*p);
+        return true;
     }
 
     /// One run of the transport, from start to stop.
@@ -821,7 +838,8 @@ private:
     // waiting for anything else).
     mutable std::shared_mutex peers_mutex_;
     std::map<node_id, std::atomic<std::uint64_t>> dropped_;  // per peer, across runs
-    std::set<std::string> logged_;                           // refusals already logged (I/O thread)
+    std::set<node_id> unlisted_;    // peers added from their handshakes alone, across runs
+    std::set<std::string> logged_;  // refusals already logged (I/O thread)
     std::function<void(message&&)> handler_;
     std::function<void(node_id)> unreachable_;  // set before start()
     std::function<void()> delivered_;           // set before start()
