@@ -609,12 +609,7 @@ TEST_CASE("configuration: a committed entry the core cannot decode halts it befo
             fault = rd.fault;
             break;
         }
-        log_write w;
-        w.entries = rd.entries;
-        if (rd.hard) w.hard = &*rd.hard;
-        if (rd.conf) w.conf = &*rd.conf;
-        REQUIRE(p.store->write(w).ok());
-        p.node->advance();
+        p.persist(rd);
     }
     REQUIRE(fault);
     CHECK(*fault ==

@@ -55,21 +55,25 @@ struct peer {
         node = std::make_unique<node_t>(o, *store);
     }
 
+    /// Writes what `rd` persists (snapshot, entries, hard state, membership) and advances.
+    void persist(const core::ready& rd) {
+        log_write w;
+        if (rd.snap) w.snap = &*rd.snap;
+        w.entries = rd.entries;
+        if (rd.hard) w.hard = &*rd.hard;
+        if (rd.conf) w.conf = &*rd.conf;
+        REQUIRE(store->write(w).ok());
+        node->advance();
+    }
     /// Handles every pending ready batch; returns the messages in send order.
     std::vector<message> flush() {
         std::vector<message> out;
         while (node->has_ready()) {
             auto rd = node->get_ready();
             for (auto& m : rd.messages) out.push_back(std::move(m));
-            log_write w;
-            if (rd.snap) w.snap = &*rd.snap;
-            w.entries = rd.entries;
-            if (rd.hard) w.hard = &*rd.hard;
-            if (rd.conf) w.conf = &*rd.conf;
-            REQUIRE(store->write(w).ok());
+            persist(rd);
             for (auto& m : rd.messages_after_persist) out.push_back(std::move(m));
             applied.insert(applied.end(), rd.committed.begin(), rd.committed.end());
-            node->advance();
         }
         return out;
     }

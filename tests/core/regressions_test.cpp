@@ -189,14 +189,7 @@ TEST_CASE("regression: a configuration entry is stored only after the commit bef
                    {1, 2, entry_type::configuration, core::encode_configuration(two)},
                    {1, 3, entry_type::normal, shared_bytes("b")}};
     f.node->step(app);
-    auto write = [&](const core::ready& rd) {
-        log_write w;
-        w.entries = rd.entries;
-        if (rd.hard) w.hard = &*rd.hard;
-        if (rd.conf) w.conf = &*rd.conf;
-        REQUIRE(f.store->write(w).ok());
-        f.node->advance();
-    };
+    auto write = [&](const core::ready& rd) { f.persist(rd); };
     REQUIRE(f.node->has_ready());
     auto rd = f.node->get_ready();
     REQUIRE(rd.entries.size() == 1);  // stops before the configuration entry
