@@ -104,6 +104,16 @@ struct node_options {
     /// cannot leaves the leader to find out from a heartbeat's answer (up to two intervals).
     std::size_t max_inflight_messages = 2;
     std::size_t max_proposals_per_batch = 4096;  ///< Proposals merged into one step.
+    /// The largest command `propose` takes; a larger one is refused at once, naming both
+    /// sizes. An append carries up to `max_bytes_per_message` and then one more entry, and
+    /// must fit in one transport frame (64 MiB with asio_tcp_transport), so the two together
+    /// may not pass `max_message_bytes`. Without the bound, a command too large for a frame
+    /// was accepted, and every follower closed the connection that carried it, again and
+    /// again, until the leader lost its term. Give every node the same value.
+    std::size_t max_entry_bytes = 32u << 20;
+    /// What `max_bytes_per_message + max_entry_bytes` may reach: the default transport's
+    /// 64 MiB frame less 1 MiB for the message's own fields and entry headers.
+    static constexpr std::size_t max_message_bytes = (64u << 20) - (1u << 20);
     /// A follower passes proposals to the leader (TAF libraft's doForward, etcd's MsgProp
     /// forwarding); the caller gets the result once this node applied the entry. Off: a
     /// follower refuses proposals, naming the leader.
@@ -128,8 +138,14 @@ struct node_options {
         if (read_timeout <= std::chrono::milliseconds(0))
             return "node_options.read_timeout: must be positive";
         if (max_entries_per_message == 0 || max_bytes_per_message == 0 ||
-            max_inflight_messages == 0 || max_proposals_per_batch == 0)
+            max_inflight_messages == 0 || max_proposals_per_batch == 0 || max_entry_bytes == 0)
             return "node_options.max_*: must be positive";
+        if (max_bytes_per_message > max_message_bytes ||
+            max_entry_bytes > max_message_bytes - max_bytes_per_message)
+            return "node_options.max_entry_bytes: with max_bytes_per_message (" +
+                   std::to_string(max_bytes_per_message) + ") it may reach " +
+                   std::to_string(max_message_bytes) + " bytes (one transport frame), not " +
+                   std::to_string(max_bytes_per_message + max_entry_bytes);
         if (snapshots.chunk_bytes == 0)
             return "node_options.snapshots.chunk_bytes: must be positive";
         return std::nullopt;
@@ -466,6 +482,12 @@ public:
     /// thread stepping the core, which may be the transport's) with the state machine's
     /// result. With `expected_term`, refused unless this node still leads in that term.
     void propose(shared_bytes command, callback done, std::optional<term_t> expected_term = {}) {
+        if (command.size() > opt_.max_entry_bytes) {
+            metrics_counters::add(metrics_.proposals_refused);
+            return done(not_applied("craft: a command of " + std::to_string(command.size()) +
+                                    " bytes is larger than node_options.max_entry_bytes (" +
+                                    std::to_string(opt_.max_entry_bytes) + ")"));
+        }
         bool accepted = false, wake = false;
         {
             std::lock_guard l(inbox_mutex_);

@@ -97,8 +97,34 @@ TEST_CASE("node: invalid options are refused at construction, naming the option"
     o.heartbeat_interval = 100ms;
     CHECK_THROWS_WITH_AS(tnode(o, sm), doctest::Contains("node_options.election_timeout"),
                          std::invalid_argument);
+    o.election_timeout = 1000ms;
+    o.max_entry_bytes = 63u << 20;  // with 1 MiB per message, over one 64 MiB frame
+    CHECK_THROWS_WITH_AS(tnode(o, sm), doctest::Contains("node_options.max_entry_bytes"),
+                         std::invalid_argument);
+    o.max_entry_bytes = 62u << 20;
+    CHECK_NOTHROW(tnode(o, sm));
     o.id = 0;
     CHECK_THROWS_WITH_AS(tnode(o, sm), doctest::Contains("node_options.id"), std::invalid_argument);
+}
+
+TEST_CASE("node: a command over max_entry_bytes is refused at once, on the leader and followers") {
+    trio t([](node_options& o) { o.max_entry_bytes = 1u << 20; });
+    t.start_all();
+    auto [l, f] = t.leader_and_follower();
+    for (node_id at : {l, f}) {
+        auto r = t.nodes[at]->propose(shared_bytes(std::string((1u << 20) + 1, '1'))).get();
+        REQUIRE_FALSE(r.ok());
+        CHECK(r.not_applied);
+        CHECK(r.error.message() ==
+              "craft: a command of 1048577 bytes is larger than node_options.max_entry_bytes "
+              "(1048576)");
+    }
+    // One at the limit goes through (the counter reads it as a number: a million 0s and a 1).
+    std::string big((1u << 20) - 1, '0');
+    big += '1';
+    REQUIRE(t.nodes[f]->propose(shared_bytes(big)).get().ok());
+    CHECK(t.read_total(l) == 1);
+    CHECK(t.nodes[l]->metrics().proposals_refused >= 1);
 }
 
 TEST_CASE("node: three nodes over loopback elect a leader and replicate from many threads") {
