@@ -167,14 +167,11 @@ public:
             reply(res, f.get(), {{"snapshot_index", node_.status().snapshot_index}});
         });
         srv_.Post("/transfer-leader", [this](const httplib::Request& req, httplib::Response& res) {
-            node_id to = 0;
-            try {
-                to = std::stoull(req.get_param_value("to"));
-            } catch (const std::exception&) {
+            std::vector<node_id> to;
+            if (parse_ids(req.get_param_value("to"), to) || to.size() != 1)
                 return reply(res, craft::status::error("missing or bad parameter 'to' (a node id)"),
                              {}, 400);
-            }
-            auto f = node_.transfer_leadership(to);
+            auto f = node_.transfer_leadership(to[0]);
             f.wait();
             reply(res, f.get(), {{"leader", node_.leader()}});
         });
@@ -215,7 +212,10 @@ public:
                                          (address ? "a node being removed needs none" : why)),
                                      {}, 400);
                 }
-                membership_reply(res, node_.edit_membership({what, ids[0], address}));
+                // Said in the answer: an edit already made (a non-member removed, say) is done
+                // at once, with nothing changed.
+                const auto before = node_.status().raft.conf;
+                membership_reply(res, node_.edit_membership({what, ids[0], address}), &before);
             });
         }
     }
@@ -254,11 +254,18 @@ private:
     using edit = craft::membership_edit::kind;
 
     /// Waits for a membership change; on success answers with the membership in force.
-    void membership_reply(httplib::Response& res, std::future<craft::status> f) {
+    /// With `before`, the answer also says whether the membership changed.
+    void membership_reply(httplib::Response& res, std::future<craft::status> f,
+                          const craft::configuration* before = nullptr) {
         const auto st = f.get();
         if (!st.ok()) return reply(res, st);
         const auto conf = node_.status().raft.conf;  // published before the future was set
-        reply(res, st, {{"voters", conf.voters}, {"learners", conf.learners}});
+        nlohmann::json extra{{"voters", conf.voters}, {"learners", conf.learners}};
+        if (before)
+            extra["changed"] =
+                before->voters != conf.voters || before->voters_outgoing != conf.voters_outgoing ||
+                before->learners != conf.learners || before->addresses != conf.addresses;
+        reply(res, st, extra);
     }
 
     static void reply(httplib::Response& res, const craft::status& st, nlohmann::json extra = {},

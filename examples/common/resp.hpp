@@ -42,7 +42,9 @@ public:
         while (pos_ < buf_.size() || (in_array_ && remaining_ == 0)) {
             auto r = in_array_ || buf_[pos_] == '*' ? parse_array(args) : parse_inline(args);
             if (r == result::request && args.empty()) continue;  // an empty line: skip
-            if (r != result::need_more) compact();
+            // Also mid-request: arguments parsed so far are copied out, so a large request
+            // arriving slowly does not keep every byte of it twice.
+            compact();
             return r;
         }
         compact();
@@ -52,6 +54,8 @@ public:
     [[nodiscard]] const std::string& error() const { return error_; }
     /// Bytes received but not yet parsed (for tests and back-pressure).
     [[nodiscard]] std::size_t buffered() const { return buf_.size() - pos_; }
+    /// Bytes the parser keeps: unparsed ones, and parsed ones not yet let go.
+    [[nodiscard]] std::size_t kept() const { return buf_.size(); }
 
 private:
     result fail(std::string why) {

@@ -4,15 +4,20 @@
 // call later from any thread (when the Raft node has an answer); the server never blocks on
 // it. Commands not answered within `command_timeout` get an error reply, so a client never
 // hangs. A client that disconnects mid-request leaves nothing behind: answers arriving for it
-// later are dropped.
+// later are dropped. Every limit holds against a hostile client: replies a client does not
+// read pause its reading and, past `max_unread_bytes`, close it; past `max_clients`, new
+// connections get an error and are closed; when accepting fails (out of file descriptors),
+// the server retries after a pause instead of spinning.
 
 #include <asio.hpp>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <deque>
 #include <functional>
+#include <iostream>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -42,7 +47,19 @@ public:
         resp::limits limits;
         std::chrono::milliseconds command_timeout{5000};
         std::size_t max_pipeline = 4096;  ///< Unanswered commands per client before reading pauses.
-        std::size_t max_output_bytes = 16 << 20;  ///< Unsent replies before reading pauses.
+        /// Replies held for a client (on their way, waiting for earlier ones, or unsent)
+        /// past which its reading pauses...
+        std::size_t max_output_bytes = 16 << 20;
+        /// ...and past which it is closed: a client that sends commands and never reads the
+        /// replies (commands already running keep answering after reading pauses).
+        std::size_t max_unread_bytes = 256u << 20;
+        /// Open connections at most (Redis's default `maxclients`); a client beyond it is told
+        /// so and closed.
+        std::size_t max_clients = 10000;
+        /// Where the server reports trouble that has no client to tell (accepting failed).
+        std::function<void(const std::string&)> log = [](const std::string& line) {
+            std::cerr << line << std::endl;
+        };
     };
 
     server(asio::io_context& io, options o, handler h, classifier is_write = {})
@@ -51,7 +68,8 @@ public:
           handler_(std::move(h)),
           is_write_(std::move(is_write)),
           acceptor_(io),
-          sweep_(io) {}
+          sweep_(io),
+          accept_retry_(io) {}
 
     /// Binds and starts accepting; throws std::system_error naming the address on failure.
     void start() {
@@ -72,6 +90,7 @@ public:
         std::error_code ec;
         acceptor_.close(ec);
         sweep_.cancel();
+        accept_retry_.cancel();
         for (auto& c : conns_) c->close();
         conns_.clear();
     }
@@ -94,17 +113,35 @@ private:
         void start() { pump(); }
         [[nodiscard]] bool closed() const { return closed_; }
         void close() {
+            if (!closed_) --s_.open_;
             closed_ = true;
             std::error_code ec;
             sock_.close(ec);
         }
 
+        /// Counts `bytes` of a reply as held for this client (any thread); false, counting
+        /// nothing, when that would pass `limit`: the reply is dropped and the client closed.
+        bool hold(std::size_t bytes, std::size_t limit) {
+            if (reply_bytes_.fetch_add(bytes) + bytes <= limit) return true;
+            reply_bytes_ -= bytes;
+            overflow_ = true;
+            return false;
+        }
+
         /// Fills slot `seq` (on the I/O thread), writes whatever is ready in order, and runs
         /// what was held back.
         void answer(std::uint64_t seq, std::string reply) {
-            if (closed_ || seq < first_seq_) return;
+            if (closed_) return;
+            if (overflow_) return close();  // replies left unread: max_unread_bytes
+            if (seq < first_seq_) {         // timed out, and that answer sent
+                reply_bytes_ -= reply.size();
+                return;
+            }
             auto& sl = slots_[static_cast<std::size_t>(seq - first_seq_)];
-            if (sl.ready) return;  // timed out already
+            if (sl.ready) {  // timed out already
+                reply_bytes_ -= reply.size();
+                return;
+            }
             sl.reply = std::move(reply);
             sl.ready = true;
             --in_flight_;
@@ -120,6 +157,7 @@ private:
                     sl.reply = error(
                         "TIMEOUT no answer from the cluster in time (the command "
                         "may still take effect)");
+                    reply_bytes_ += sl.reply.size();
                     sl.ready = true;
                     --in_flight_;
                     any = true;
@@ -142,6 +180,7 @@ private:
                         // As Redis does: answer, then close (the stream cannot be resynced).
                         push();
                         slots_.back().reply = error("ERR " + parser_.error());
+                        reply_bytes_ += slots_.back().reply.size();
                         slots_.back().ready = true;
                         close_after_flush_ = true;
                         flush();
@@ -165,8 +204,7 @@ private:
         }
 
         [[nodiscard]] bool backlogged() const {
-            return slots_.size() >= s_.opt_.max_pipeline ||
-                   out_.size() + sending_.size() > s_.opt_.max_output_bytes;
+            return slots_.size() >= s_.opt_.max_pipeline || reply_bytes_ > s_.opt_.max_output_bytes;
         }
 
         void run(std::vector<std::string>& args) {
@@ -174,9 +212,13 @@ private:
             ++in_flight_;
             std::weak_ptr<connection> weak = shared_from_this();
             bool once = false;
-            s_.handler_(args, [weak, answers = s_.answers_, seq, once](std::string reply) mutable {
+            s_.handler_(args, [weak, answers = s_.answers_, seq, once,
+                               limit = s_.opt_.max_unread_bytes](std::string reply) mutable {
                 if (once) return;
                 once = true;
+                auto c = weak.lock();
+                if (!c) return;                                 // gone: nobody to answer
+                if (!c->hold(reply.size(), limit)) reply = {};  // closed when it arrives
                 answers->push(std::move(weak), seq, std::move(reply));
             });
         }
@@ -224,6 +266,7 @@ private:
                               [self = shared_from_this()](std::error_code ec, std::size_t) {
                                   self->writing_ = false;
                                   if (ec) return self->close();
+                                  self->reply_bytes_ -= self->sending_.size();
                                   self->sending_.clear();
                                   self->write();
                                   self->pump();  // reading may have waited for the client
@@ -243,6 +286,10 @@ private:
         std::string out_, sending_;
         bool reading_ = false, writing_ = false, closed_ = false, close_after_flush_ = false;
         bool eof_ = false;  // the client sent everything it will
+        // Bytes of replies held for the client, from the moment a handler answers until they
+        // are written (any thread adds; the I/O thread takes away).
+        std::atomic<std::size_t> reply_bytes_{0};
+        std::atomic<bool> overflow_{false};  // a reply would have passed max_unread_bytes
     };
 
     /// Answers on their way to the I/O thread. The apply thread answers a whole batch of
@@ -290,10 +337,30 @@ private:
     void accept() {
         acceptor_.async_accept([this](std::error_code ec, asio::ip::tcp::socket sock) {
             if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
-            if (!ec) {
-                std::error_code ignore;
+            if (ec) {  // out of file descriptors, say: retrying at once would spin
+                const auto now = clock::now();
+                if (now - accept_failed_logged_ >= std::chrono::seconds(10)) {
+                    accept_failed_logged_ = now;
+                    opt_.log("cannot accept a client on " + opt_.host + ":" +
+                             std::to_string(port()) + ": " + ec.message() +
+                             " (retrying every 100 ms; logged at most every 10 s)");
+                }
+                accept_retry_.expires_after(std::chrono::milliseconds(100));
+                accept_retry_.async_wait([this](std::error_code e) {
+                    if (!e) accept();
+                });
+                return;
+            }
+            std::error_code ignore;
+            if (open_ >= opt_.max_clients) {  // as Redis answers, then closes
+                const std::string full = error("ERR max number of clients reached");
+                sock.non_blocking(true, ignore);
+                sock.write_some(asio::buffer(full), ignore);
+                sock.close(ignore);
+            } else {
                 sock.set_option(asio::ip::tcp::no_delay(true), ignore);
                 auto c = std::make_shared<connection>(*this, std::move(sock));
+                ++open_;
                 conns_.push_back(c);
                 c->start();
             }
@@ -322,6 +389,9 @@ private:
     classifier is_write_;
     asio::ip::tcp::acceptor acceptor_;
     asio::steady_timer sweep_;
+    asio::steady_timer accept_retry_;
+    clock::time_point accept_failed_logged_{};
+    std::size_t open_ = 0;                            // connections not closed (I/O thread)
     std::vector<std::shared_ptr<connection>> conns_;  // closed ones are swept
     std::shared_ptr<answer_queue> answers_ = std::make_shared<answer_queue>(io_);
 };

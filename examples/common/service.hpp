@@ -75,7 +75,15 @@ inline void add_service_flags(CLI::App& app, service_flags& f) {
     app.add_option("--client-port", f.client_port, "port for Redis-protocol clients")->required();
     app.add_option("--http-port", f.http_port, "port for /status, /metrics and craftctl")
         ->required();
-    app.add_option("--host", f.host, "address clients and HTTP are served on")
+    app.add_option("--host", f.host, "address clients and HTTP are served on (an IP address)")
+        ->check(
+            [](const std::string& h) {
+                std::error_code ec;
+                asio::ip::make_address(h, ec);
+                return ec ? "'" + h + "' is not an IP address (names are not resolved)"
+                          : std::string();
+            },
+            "IP")
         ->capture_default_str();
     app.add_option("--cluster-id", f.cluster_id, "refuse peers and data of other clusters")
         ->capture_default_str();
@@ -94,7 +102,7 @@ inline void add_service_flags(CLI::App& app, service_flags& f) {
         ->check(CLI::Range(10, 600000))
         ->capture_default_str();
     app.add_option("--max-bulk-bytes", f.max_bulk_bytes, "largest argument a client may send")
-        ->check(CLI::Range(std::size_t{1}, std::size_t{512} << 20))
+        ->check(CLI::Range(std::size_t{1}, node_options{}.max_entry_bytes))
         ->capture_default_str();
     app.add_option("--max-args", f.max_args, "most arguments in one command")
         ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 24))
@@ -149,6 +157,13 @@ public:
     /// Proposes `command`; while it is known not to be applied (no leader yet, leadership
     /// moving) it is retried until the command timeout. `done` runs on any thread.
     void write(shared_bytes command, std::function<void(proposal_outcome)> done) {
+        if (const auto limit = node_.options().max_entry_bytes; command.size() > limit) {
+            proposal_outcome o;  // refused for good: not retried
+            o.error = status::error("command of " + std::to_string(command.size()) +
+                                    " bytes (encoded) is over the " + std::to_string(limit) +
+                                    "-byte limit of one log entry");
+            return done(std::move(o));
+        }
         attempt_write(std::move(command), std::move(done), deadline());
     }
 
@@ -243,8 +258,9 @@ public:
         so.port = flags_.client_port;
         so.limits.max_bulk_bytes = flags_.max_bulk_bytes;
         so.limits.max_args = flags_.max_args;
-        so.limits.max_request_bytes =
-            std::max<std::size_t>(so.limits.max_request_bytes, 2 * flags_.max_bulk_bytes);
+        // A request becomes one log entry: no larger than the node takes (its encoding adds a
+        // little; the node refuses what still passes, with an error naming both sizes).
+        so.limits.max_request_bytes = node_.options().max_entry_bytes;
         so.command_timeout = std::chrono::milliseconds(flags_.command_timeout_ms) +
                              std::chrono::milliseconds(500);  // our own retries end first
         resp::server clients(io_, so, std::move(handler), std::move(is_write));
@@ -265,7 +281,7 @@ public:
             io_.stop();
         });
         std::cerr << "craft: node " << flags_.id << " serving clients on " << flags_.host << ":"
-                  << flags_.client_port << ", HTTP on " << flags_.host << ":" << flags_.http_port
+                  << clients.port() << ", HTTP on " << flags_.host << ":" << flags_.http_port
                   << "\n";
         io_.run();
         http.stop();

@@ -26,6 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <iostream>
 #include <optional>
@@ -155,6 +156,17 @@ int post(const target& t, const std::string& path) {
 
 }  // namespace
 
+/// A node id as typed: digits only, not 0, in range (CLI11 alone takes "-5" as 2^64 - 5).
+const CLI::Validator node_id_check(
+    [](std::string& s) -> std::string {
+        unsigned long long v = 0;
+        auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (ec != std::errc{} || p != s.data() + s.size() || v == 0)
+            return "'" + s + "' is not a node id (a whole number from 1)";
+        return {};
+    },
+    "ID");
+
 int main(int argc, char** argv) {
     CLI::App app{"craftctl: administer a craft cluster through its nodes' HTTP endpoints"};
     app.require_subcommand(1);
@@ -173,14 +185,14 @@ int main(int argc, char** argv) {
         "host:port,... of the nodes' HTTP endpoints (the leader among them is asked)";
     auto* tl = app.add_subcommand("transfer-leader", "hand leadership to another node");
     tl->add_option("--nodes", nodes, leader_nodes)->required();
-    tl->add_option("--to", to, "id of the node to lead")->required();
+    tl->add_option("--to", to, "id of the node to lead")->required()->check(node_id_check);
     unsigned long long id = 0;
     auto* al = app.add_subcommand("add-learner", "add a node as a learner (it gets the log)");
     auto* av = app.add_subcommand("add-voter", "make a node a voter (a learner is promoted)");
     auto* rm = app.add_subcommand("remove", "remove a node, voter or learner");
     for (auto* c : {al, av, rm}) {
         c->add_option("--nodes", nodes, leader_nodes)->required();
-        c->add_option("--id", id, "the node's id")->required();
+        c->add_option("--id", id, "the node's id")->required()->check(node_id_check);
     }
     std::string raft_address;
     for (auto* c : {al, av})
@@ -194,8 +206,13 @@ int main(int argc, char** argv) {
     std::vector<unsigned long long> voters, learners;
     auto* mb = app.add_subcommand("membership", "set the voters and learners whole");
     mb->add_option("--nodes", nodes, leader_nodes)->required();
-    mb->add_option("--voters", voters, "ids of the voters: 1,2,3")->delimiter(',')->required();
-    mb->add_option("--learners", learners, "ids of the learners")->delimiter(',');
+    mb->add_option("--voters", voters, "ids of the voters: 1,2,3")
+        ->delimiter(',')
+        ->required()
+        ->check(node_id_check);
+    mb->add_option("--learners", learners, "ids of the learners")
+        ->delimiter(',')
+        ->check(node_id_check);
 
     try {
         app.parse(argc, argv);

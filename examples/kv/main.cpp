@@ -41,6 +41,9 @@ struct kv_command {
 
 using map_type = std::unordered_map<std::string, std::string>;
 
+/// The largest reply a read builds (MGET); a GET's reply is bounded by the largest command.
+constexpr std::size_t max_reply_bytes = 64u << 20;
+
 /// The state machine: apply returns each command's RESP reply, computed on every node (so a
 /// follower that forwarded a write answers its client from its own apply).
 struct kv_store {
@@ -155,7 +158,19 @@ void handle(service& svc, std::vector<std::string>& args, const service::reply_f
     } else if (cmd == "mget") {
         if (n < 2) return reply(service::arity(cmd));
         read([keys = std::vector<std::string>(args.begin() + 1, args.end())](const kv_store& s) {
+            // Sized before it is built: a short request naming one large value many times
+            // must not make a reply of gigabytes on the apply thread.
+            std::size_t bytes = 0;
+            for (const auto& k : keys) {
+                auto it = s.data.find(k);
+                bytes += 32 + (it == s.data.end() ? 0 : it->second.size());
+            }
+            if (bytes > max_reply_bytes)
+                return resp::error("ERR MGET reply of about " + std::to_string(bytes) +
+                                   " bytes is over the " + std::to_string(max_reply_bytes) +
+                                   "-byte limit; ask for fewer keys");
             std::string r = resp::array_header(keys.size());
+            r.reserve(bytes);
             for (const auto& k : keys) {
                 auto it = s.data.find(k);
                 r += it == s.data.end() ? resp::null_bulk() : resp::bulk(it->second);

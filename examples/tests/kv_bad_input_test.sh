@@ -27,8 +27,19 @@ out=$("$KV" --id 4 --peers "$(kv_peers 3)" --data-dir "$CRAFT_KV_DIR/x" --client
 [[ $status -ne 0 ]] || check "an id missing from --peers exits non-zero" "non-zero" "$status"
 check_contains "an id missing from --peers is explained" "must include this node" "$out"
 status=0
+out=$("$KV" --id 1 --peers "$(kv_peers 1)" --data-dir "$CRAFT_KV_DIR/x" --client-port 1 \
+    --http-port 2 --host localhost 2>&1) || status=$?
+[[ $status -ne 0 ]] || check "a host name for --host exits non-zero" "non-zero" "$status"
+check_contains "a host name for --host is explained" "'localhost' is not an IP address" "$out"
+status=0
 "$CTL" cluster >/dev/null 2>&1 || status=$?
 [[ $status -ne 0 ]] || check "craftctl without --nodes exits non-zero" "non-zero" "$status"
+for bad in -5 0 99999999999999999999 2abc; do
+    status=0
+    out=$("$CTL" remove --nodes 127.0.0.1:1 --id "$bad" 2>&1) || status=$?
+    [[ $status -ne 0 ]] || check "craftctl --id $bad exits non-zero" "non-zero" "$status"
+    check_contains "craftctl --id $bad is explained" "'$bad' is not a node id" "$out"
+done
 
 # One node of a three-node cluster alone: no leader, so commands fail after a bounded wait.
 kv_start 1 3 --command-timeout-ms 1000
@@ -75,4 +86,24 @@ check "PING after garbage and a client gone mid-request" PONG "$(kv_cli 1 PING)"
 check "the half-sent SET was never applied" 0 "$(kv_cli 1 EXISTS half)"
 check "earlier data intact" yes "$(kv_cli 1 GET ready)"
 check "DBSIZE" 2 "$(kv_cli 1 DBSIZE)"
+
+# The admin endpoint: node ids are whole numbers from 1; an edit that changes nothing says so.
+http=$(kv_http_port 1)
+for bad in -1 0 2abc %%202; do  # %%: raw is printf (a space before the 2)
+    out=$(raw "$http" "POST /transfer-leader?to=$bad HTTP/1.0\r\nContent-Length: 0\r\n\r\n")
+    check_contains "transfer-leader to=$bad is refused" "400" "$out"
+    check_contains "... naming the parameter" "bad parameter 'to'" "$out"
+done
+check_contains "removing a non-member changes nothing, and says so" '"changed":false' \
+    "$(raw "$http" 'POST /membership/remove?id=9 HTTP/1.0\r\nContent-Length: 0\r\n\r\n')"
+
+# Default limits: a read whose reply would be huge (one 1 MB value named 70 times) is refused.
+kv_kill 1
+kv_start 1 1
+eventually 10 kv_cli 1 SET ready yes
+head -c 1000000 /dev/zero | tr '\0' x | kv_cli 1 -x SET big >/dev/null
+# shellcheck disable=SC2046
+check_contains "MGET of a 70 MB reply" "is over the 67108864-byte limit; ask for fewer keys" \
+    "$(kv_cli 1 MGET $(printf 'big %.0s' {1..70}) 2>&1)"
+check "MGET of a few" 1000000 "$(kv_cli 1 MGET big ready | head -1 | tr -d '\n' | wc -c)"
 echo "all passed"

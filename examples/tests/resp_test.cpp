@@ -139,3 +139,15 @@ TEST_CASE("resp: a huge declared count allocates nothing up front; errors are st
     CHECK(p.next(args) == parser::result::error);
     CHECK(p.next(args) == parser::result::error);  // the stream stays refused
 }
+
+TEST_CASE("resp: arguments of a request still arriving are not kept twice") {
+    parser p;
+    args_t args;
+    const std::string arg(200000, 'x');
+    p.feed("*3\r\n$3\r\nSET\r\n$200000\r\n" + arg + "\r\n$10\r\nab");
+    CHECK(p.next(args) == parser::result::need_more);
+    CHECK(p.kept() < 100);  // the 200 kB argument is copied out; its bytes are let go
+    p.feed("cdefghij\r\n");
+    REQUIRE(p.next(args) == parser::result::request);
+    CHECK(args == args_t{"SET", arg, "abcdefghij"});
+}
