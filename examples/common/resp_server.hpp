@@ -37,8 +37,10 @@ public:
     /// True for commands that change state. A client's pipelined reads run concurrently; a
     /// write waits until everything before it is answered, and everything after a write waits
     /// for it, so each client's commands take effect in the order it sent them (as with
-    /// Redis; a write retried while leadership moves cannot overtake a later one). Many
-    /// clients' writes still share each Raft batch. Without it, every command may overlap.
+    /// Redis; a write retried while leadership moves cannot overtake a later one, and a write
+    /// answered TIMEOUT holds the later ones back until its handler answers, since until
+    /// then it may still take effect). Many clients' writes still share each Raft batch.
+    /// Without it, every command may overlap.
     using classifier = std::function<bool(const std::vector<std::string>& args)>;
 
     struct options {
@@ -129,22 +131,19 @@ private:
         }
 
         /// Fills slot `seq` (on the I/O thread), writes whatever is ready in order, and runs
-        /// what was held back.
+        /// what was held back. The answer to a command that timed out still counts: until it
+        /// comes, that command may yet take effect, so a write after it keeps waiting.
         void answer(std::uint64_t seq, std::string reply) {
             if (closed_) return;
             if (overflow_) return close();  // replies left unread: max_unread_bytes
-            if (seq < first_seq_) {         // timed out, and that answer sent
-                reply_bytes_ -= reply.size();
-                return;
+            --in_flight_;
+            if (seq < first_seq_ || slots_[static_cast<std::size_t>(seq - first_seq_)].ready) {
+                reply_bytes_ -= reply.size();  // timed out: the client was told already
+                return pump();
             }
             auto& sl = slots_[static_cast<std::size_t>(seq - first_seq_)];
-            if (sl.ready) {  // timed out already
-                reply_bytes_ -= reply.size();
-                return;
-            }
             sl.reply = std::move(reply);
             sl.ready = true;
-            --in_flight_;
             flush();
             pump();
         }
@@ -158,8 +157,7 @@ private:
                         "TIMEOUT no answer from the cluster in time (the command "
                         "may still take effect)");
                     reply_bytes_ += sl.reply.size();
-                    sl.ready = true;
-                    --in_flight_;
+                    sl.ready = true;  // still in flight until its handler answers
                     any = true;
                 }
             if (any) {
@@ -279,7 +277,7 @@ private:
         std::array<char, 64 << 10> in_{};
         std::deque<slot> slots_;  // answers in request order
         std::uint64_t first_seq_ = 0;
-        std::size_t in_flight_ = 0;  // run, not yet answered
+        std::size_t in_flight_ = 0;  // run, and its handler has not answered (timed out or not)
         std::vector<std::string> args_;
         std::optional<std::vector<std::string>> held_;  // parsed, waiting for its turn
         bool held_write_ = false, write_in_flight_ = false;

@@ -26,10 +26,11 @@ struct running_server {
     std::optional<resp::server> srv;
     std::thread thread;
 
-    running_server(resp::server::options o, resp::server::handler h) {
+    running_server(resp::server::options o, resp::server::handler h,
+                   resp::server::classifier is_write = {}) {
         o.host = "127.0.0.1";
         o.port = 0;
-        srv.emplace(io, std::move(o), std::move(h));
+        srv.emplace(io, std::move(o), std::move(h), std::move(is_write));
         srv->start();
         thread = std::thread([this] { io.run(); });
     }
@@ -155,4 +156,47 @@ TEST_CASE("resp server: past max_clients a new client is told so and closed") {
         served = r == "+PONG\r\n";
     }
     CHECK(served);
+}
+
+TEST_CASE("resp server: a write answered TIMEOUT holds later writes until its handler answers") {
+    std::mutex m;
+    std::vector<std::pair<std::string, resp::server::reply_fn>> run;
+    resp::server::options o;
+    o.command_timeout = 100ms;
+    running_server rs(
+        o,
+        [&](std::vector<std::string>& args, resp::server::reply_fn reply) {
+            std::lock_guard l(m);
+            run.emplace_back(args.at(1), std::move(reply));
+        },
+        [](const std::vector<std::string>&) { return true; });  // every command writes
+    auto runs = [&] {
+        std::lock_guard l(m);
+        return run.size();
+    };
+    asio::io_context cio;
+    auto c = connect(cio, rs.port());
+    asio::write(c, asio::buffer(std::string("*2\r\n$3\r\nSET\r\n$1\r\na\r\n"
+                                            "*2\r\n$3\r\nSET\r\n$1\r\nb\r\n")));
+    const std::string timeout =
+        "-TIMEOUT no answer from the cluster in time (the command may still take effect)\r\n";
+    std::string got(timeout.size(), '\0');
+    asio::read(c, asio::buffer(got));  // within a sweep or two of the 100 ms
+    CHECK(got == timeout);
+    std::this_thread::sleep_for(300ms);
+    CHECK(runs() == 1);  // "b" waits: "a" may still take effect
+    {
+        std::lock_guard l(m);
+        run[0].second(resp::simple("OK"));  // "a" is answered at last (the client was told)
+    }
+    for (int k = 0; k < 500 && runs() < 2; ++k) std::this_thread::sleep_for(10ms);
+    REQUIRE(runs() == 2);
+    {
+        std::lock_guard l(m);
+        CHECK(run[1].first == "b");
+        run[1].second(resp::simple("OK"));
+    }
+    std::string ok(5, '\0');
+    asio::read(c, asio::buffer(ok));
+    CHECK(ok == "+OK\r\n");
 }
