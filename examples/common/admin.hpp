@@ -137,6 +137,17 @@ class admin_http {
 public:
     admin_http(Node& node, std::string host, std::uint16_t port)
         : node_(node), host_(std::move(host)), port_(port) {
+        // What httplib refuses itself (no such path, a POST without Content-Length) gets a
+        // JSON answer naming the problem too, not an empty body.
+        srv_.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+            if (!res.body.empty()) return;
+            std::string why =
+                "HTTP " + std::to_string(res.status) + " for " + req.method + " " + req.path;
+            if (res.status == 404) why += ": no such endpoint (GET / lists them)";
+            if (res.status == 400 && req.method == "POST")
+                why += ": a POST needs a Content-Length header (curl -X POST -d '' ...)";
+            reply(res, craft::status::error(why), {}, res.status);
+        });
         srv_.Get("/", [](const httplib::Request&, httplib::Response& res) {
             res.set_content(
                 "craft admin endpoint\n"

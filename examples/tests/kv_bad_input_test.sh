@@ -94,6 +94,14 @@ for bad in -1 0 2abc %%202; do  # %%: raw is printf (a space before the 2)
     check_contains "transfer-leader to=$bad is refused" "400" "$out"
     check_contains "... naming the parameter" "bad parameter 'to'" "$out"
 done
+# (httplib waits for the body until its 5 s read timeout, then refuses it)
+exec 3<>"/dev/tcp/127.0.0.1/$http"
+printf 'POST /snapshot HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&3
+check_contains "a POST without Content-Length is explained" "a POST needs a Content-Length" \
+    "$(timeout 10 cat <&3 || true)"
+exec 3<&- 3>&-
+check_contains "an unknown path is explained" "no such endpoint (GET / lists them)" \
+    "$(raw "$http" 'GET /nope HTTP/1.0\r\n\r\n')"
 check_contains "removing a non-member changes nothing, and says so" '"changed":false' \
     "$(raw "$http" 'POST /membership/remove?id=9 HTTP/1.0\r\nContent-Length: 0\r\n\r\n')"
 
