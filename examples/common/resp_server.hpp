@@ -135,8 +135,8 @@ private:
         /// comes, that command may yet take effect, so a write after it keeps waiting.
         void answer(std::uint64_t seq, std::string reply) {
             if (closed_) return;
-            if (overflow_) return close();  // replies left unread: max_unread_bytes
-            --in_flight_;
+            if (overflow_) return close();     // replies left unread: max_unread_bytes
+            if (in_flight_ > 0) --in_flight_;  // (a handler answering twice through copies)
             if (seq < first_seq_ || slots_[static_cast<std::size_t>(seq - first_seq_)].ready) {
                 reply_bytes_ -= reply.size();  // timed out: the client was told already
                 return pump();
@@ -160,6 +160,20 @@ private:
                     sl.ready = true;  // still in flight until its handler answers
                     any = true;
                 }
+            // A command waiting its turn behind a write whose outcome is still unknown (that
+            // write timed out, and its handler has not answered) is answered without being
+            // run, so the client never hangs; it can safely be sent again.
+            if (held_ && held_deadline_ <= now) {
+                push();
+                slots_.back().reply = error(
+                    "TIMEOUT not run: the outcome of an earlier write is still unknown "
+                    "(send it again)");
+                reply_bytes_ += slots_.back().reply.size();
+                slots_.back().ready = true;
+                held_.reset();
+                held_write_ = false;
+                any = true;
+            }
             if (any) {
                 flush();
                 pump();
@@ -186,6 +200,7 @@ private:
                     }
                     held_ = std::move(args_);
                     held_write_ = s_.is_write_ && s_.is_write_(*held_);
+                    held_deadline_ = clock::now() + s_.opt_.command_timeout;
                 }
                 if (in_flight_ > 0 && (held_write_ || write_in_flight_)) break;  // its turn later
                 write_in_flight_ = held_write_;
@@ -280,6 +295,7 @@ private:
         std::size_t in_flight_ = 0;  // run, and its handler has not answered (timed out or not)
         std::vector<std::string> args_;
         std::optional<std::vector<std::string>> held_;  // parsed, waiting for its turn
+        clock::time_point held_deadline_;               // ...answered, not run, past it
         bool held_write_ = false, write_in_flight_ = false;
         std::string out_, sending_;
         bool reading_ = false, writing_ = false, closed_ = false, close_after_flush_ = false;

@@ -331,12 +331,13 @@ TEST_CASE("transport: nodes missing from the address book are answered up to a l
     // them fails and is retried: the place stays taken).
     asio::io_context io;
     std::vector<asio::ip::tcp::socket> socks;
+    std::map<node_id, tcp_endpoint> gave;
     auto hello = [&](node_id from) {
         auto& s = socks.emplace_back(io);
         s.connect({asio::ip::make_address("127.0.0.1"), p.peers.at(2).port});
-        const std::string addr = "127.0.0.1:" + std::to_string(test::free_port());
+        gave[from] = {"127.0.0.1", test::free_port()};
         asio::write(s, asio::buffer(asio_tcp_transport::frame(
-                           asio_tcp_transport::handshake(7, from, 2, addr))));
+                           asio_tcp_transport::handshake(7, from, 2, gave[from].to_string()))));
     };
     hello(5);
     hello(6);
@@ -352,8 +353,9 @@ TEST_CASE("transport: nodes missing from the address book are answered up to a l
                    .size() == 1;
     }));
     CHECK(b.rejected_connections() == 1);
-    // A node the address book lists (as the node does once the log names it) takes no place.
-    b.set_peer(5, {"127.0.0.1", test::free_port()});
+    // A node the address book lists (as the node does once the log names it, at the address
+    // it gave) takes no place.
+    b.set_peer(5, gave.at(5));
     hello(8);
     CHECK(test::eventually([&] {
         return logs2.matching("node 8 (at ").size() == 1;  // answered now

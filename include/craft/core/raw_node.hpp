@@ -116,7 +116,10 @@ public:
     /// The messages that may go out at once (a leader's replication traffic, never votes or
     /// acknowledgements), also while a batch awaits `advance()`: a runtime sends them while
     /// the batch is written, so a leader replicates new entries during its own sync.
-    std::vector<message> take_early_messages() { return r_.take_messages(); }
+    std::vector<message> take_early_messages() {
+        if (faulted_) return {};
+        return r_.take_messages();
+    }
 
     /// While a batch awaits `advance()`: the committed entries past those handed out that
     /// this node already holds durably, to apply now rather than after the batch is written

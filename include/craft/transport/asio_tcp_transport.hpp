@@ -216,9 +216,9 @@ public:
         if (id == opt_.id || id == no_node) return;
         std::shared_lock guard(e_mutex_);  // the engine stays (or stays away) meanwhile
         std::unique_lock lock(peers_mutex_);
+        unlisted_.erase(id);  // listed now: its place among the unlisted is free
         if (auto it = opt_.peers.find(id); it != opt_.peers.end() && it->second == ep) return;
         opt_.peers.insert_or_assign(id, ep);
-        unlisted_.erase(id);  // listed now: its place among the unlisted is free
         auto& drops = dropped_[id];
         if (!e_ || stopped_) return;  // start() makes it from opt_.peers
         auto it = e_->peers.find(id);
@@ -804,11 +804,11 @@ private:
         peer* p = nullptr;
         {
             std::unique_lock lock(peers_mutex_);
+            if (e_->peers.count(id)) return true;  // listed meanwhile (set_peer): keep its address
             if (unlisted_.size() >= opt_.max_unlisted_peers) return false;
             unlisted_.insert(id);
             opt_.peers.insert_or_assign(id, ep);
             auto& drops = dropped_[id];
-            if (e_->peers.count(id)) return true;
             p = e_->peers.emplace(id, std::make_unique<peer>(e_->io, id, ep, drops))
                     .first->second.get();
         }
