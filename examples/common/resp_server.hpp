@@ -164,12 +164,9 @@ private:
             // write timed out, and its handler has not answered) is answered without being
             // run, so the client never hangs; it can safely be sent again.
             if (held_ && held_deadline_ <= now) {
-                push();
-                slots_.back().reply = error(
-                    "TIMEOUT not run: the outcome of an earlier write is still unknown "
-                    "(send it again)");
-                reply_bytes_ += slots_.back().reply.size();
-                slots_.back().ready = true;
+                push_answered(
+                    error("TIMEOUT not run: the outcome of an earlier write is still unknown "
+                          "(send it again)"));
                 held_.reset();
                 held_write_ = false;
                 any = true;
@@ -190,10 +187,7 @@ private:
                     if (r == parser::result::need_more) break;
                     if (r == parser::result::error) {
                         // As Redis does: answer, then close (the stream cannot be resynced).
-                        push();
-                        slots_.back().reply = error("ERR " + parser_.error());
-                        reply_bytes_ += slots_.back().reply.size();
-                        slots_.back().ready = true;
+                        push_answered(error("ERR " + parser_.error()));
                         close_after_flush_ = true;
                         flush();
                         return;
@@ -255,6 +249,11 @@ private:
         std::uint64_t push() {
             slots_.push_back({{}, false, clock::now() + s_.opt_.command_timeout});
             return first_seq_ + slots_.size() - 1;
+        }
+        /// A slot answered by the server itself, counted as held until written.
+        void push_answered(std::string reply) {
+            reply_bytes_ += reply.size();
+            slots_.push_back({std::move(reply), true, {}});
         }
 
         void flush() {
