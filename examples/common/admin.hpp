@@ -272,10 +272,7 @@ private:
         if (!st.ok()) return reply(res, st);
         const auto conf = node_.status().raft.conf;  // published before the future was set
         nlohmann::json extra{{"voters", conf.voters}, {"learners", conf.learners}};
-        if (before)
-            extra["changed"] =
-                before->voters != conf.voters || before->voters_outgoing != conf.voters_outgoing ||
-                before->learners != conf.learners || before->addresses != conf.addresses;
+        if (before) extra["changed"] = !(*before == conf);  // a new entry has a new index
         reply(res, st, extra);
     }
 

@@ -177,8 +177,7 @@ public:
         // an earlier run can fire in a later one.
         e_ = std::make_unique<engine>();
         for (const auto& [id, pep] : opt_.peers)
-            if (id != opt_.id)
-                e_->peers.emplace(id, std::make_unique<peer>(e_->io, id, pep, dropped_[id]));
+            if (id != opt_.id) emplace_peer(id, pep);
         handler_ = std::move(handler);
         std::error_code ec;
         const auto addr = asio::ip::make_address(opt_.listen.host, ec);
@@ -219,12 +218,11 @@ public:
         unlisted_.erase(id);  // listed now: its place among the unlisted is free
         if (auto it = opt_.peers.find(id); it != opt_.peers.end() && it->second == ep) return;
         opt_.peers.insert_or_assign(id, ep);
-        auto& drops = dropped_[id];
+        dropped_[id];                 // counted from now on, also while stopped
         if (!e_ || stopped_) return;  // start() makes it from opt_.peers
         auto it = e_->peers.find(id);
         if (it == e_->peers.end()) {
-            auto* p = e_->peers.emplace(id, std::make_unique<peer>(e_->io, id, ep, drops))
-                          .first->second.get();
+            auto* p = emplace_peer(id, ep);
             asio::post(e_->io, [this, p] { connect(*p); });
         } else {
             asio::post(e_->io, [p = it->second.get(), ep] { p->ep = ep; });  // read there only
@@ -808,12 +806,16 @@ private:
             if (unlisted_.size() >= opt_.max_unlisted_peers) return false;
             unlisted_.insert(id);
             opt_.peers.insert_or_assign(id, ep);
-            auto& drops = dropped_[id];
-            p = e_->peers.emplace(id, std::make_unique<peer>(e_->io, id, ep, drops))
-                    .first->second.get();
+            p = emplace_peer(id, ep);
         }
         connect(*p);
         return true;
+    }
+
+    /// Makes the engine's peer `id` at `ep` (with `peers_mutex_` held, or `e_mutex_` owned).
+    peer* emplace_peer(node_id id, const tcp_endpoint& ep) {
+        return e_->peers.emplace(id, std::make_unique<peer>(e_->io, id, ep, dropped_[id]))
+            .first->second.get();
     }
 
     /// One run of the transport, from start to stop.
